@@ -1,0 +1,6 @@
+#pragma once
+
+#include "robocache/build_info.h"
+#include "robocache/ops.h"
+#include "robocache/status.h"
+#include "robocache/tensor.h"

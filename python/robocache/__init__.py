@@ -1,0 +1,31 @@
+"""RoboCache: the data engine for robot learning.
+
+Multi-rate trajectory resampling on the CPU and on CUDA GPUs, on NumPy arrays, PyTorch tensors and CuPy
+arrays without copies. See ``robocache.build_info()`` for how this copy was built.
+"""
+
+from . import _C
+from .ops import resample_trajectories
+
+__version__ = _C.build_info()["version"]
+
+__all__ = ["resample_trajectories", "build_info", "set_num_threads", "get_num_threads", "__version__"]
+
+
+def build_info() -> dict:
+    """How this copy of RoboCache was built, for bug reports: version, CUDA on/off, CUDA architectures,
+    compilers, CPU threads, and how many GPUs are visible now."""
+    info = dict(_C.build_info())
+    info["gpu_visible"] = info["cuda_device_count"] > 0
+    return info
+
+
+def set_num_threads(n: int) -> None:
+    """Size of the CPU thread pool (like ``torch.set_num_threads``); n <= 0 means all cores.
+    The ``ROBOCACHE_NUM_THREADS`` environment variable sets the initial size."""
+    _C.set_num_threads(int(n))
+
+
+def get_num_threads() -> int:
+    """Threads the CPU backend runs on."""
+    return _C.get_num_threads()

@@ -1,0 +1,87 @@
+"""Array-library plumbing: which library an input belongs to, allocation with that library on the
+input's device, and the caller's current CUDA stream. RoboCache never copies data between devices."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+
+_NUMPY = "numpy"
+_TORCH = "torch"
+_CUPY = "cupy"
+
+
+def library_of(x: Any) -> str:
+    """'numpy', 'torch' or 'cupy' for an array; raises TypeError for anything else."""
+    t = type(x)
+    if t is np.ndarray:
+        return _NUMPY
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(x, torch.Tensor):
+        return _TORCH
+    cupy = sys.modules.get("cupy")
+    if cupy is not None and isinstance(x, cupy.ndarray):
+        return _CUPY
+    if isinstance(x, np.ndarray):
+        return _NUMPY
+    raise TypeError(
+        f"expected a numpy.ndarray, torch.Tensor or cupy.ndarray, got {t.__module__}.{t.__qualname__}"
+    )
+
+
+def as_array(x: Any, like: Any, lib: str, name: str, dtype: Any = None) -> Any:
+    """Returns x if it is already an array; converts a Python sequence or scalar into `lib`'s array on
+    `like`'s device (a list has no device of its own). Arrays are never moved or cast."""
+    if x is None:
+        return None
+    try:
+        library_of(x)
+        return x
+    except TypeError:
+        pass
+    if not isinstance(x, (list, tuple, int, float)):
+        raise TypeError(
+            f"{name}: expected an array or a Python sequence, got {type(x).__module__}.{type(x).__qualname__}"
+        )
+    if lib == _NUMPY:
+        return np.asarray(x, dtype=dtype)
+    if lib == _TORCH:
+        import torch
+
+        return torch.as_tensor(np.asarray(x, dtype=dtype), device=like.device)
+    import cupy
+
+    with cupy.cuda.Device(like.device.id):
+        return cupy.asarray(np.asarray(x, dtype=dtype))
+
+
+def empty(shape: tuple, like: Any, lib: str, boolean: bool = False) -> Any:
+    """An uninitialised array of `like`'s library, device and (unless boolean) dtype."""
+    if lib == _NUMPY:
+        return np.empty(shape, dtype=bool if boolean else like.dtype)
+    if lib == _TORCH:
+        import torch
+
+        return torch.empty(shape, dtype=torch.bool if boolean else like.dtype, device=like.device)
+    import cupy
+
+    with cupy.cuda.Device(like.device.id):
+        return cupy.empty(shape, dtype=bool if boolean else like.dtype)
+
+
+def current_stream(x: Any, lib: str) -> int:
+    """The caller's current CUDA stream on x's device (0 for CPU arrays)."""
+    if lib == _TORCH:
+        if x.device.type != "cuda":
+            return 0
+        import torch
+
+        return torch.cuda.current_stream(x.device).cuda_stream
+    if lib == _CUPY:
+        import cupy
+
+        with cupy.cuda.Device(x.device.id):
+            return cupy.cuda.get_current_stream().ptr
+    return 0

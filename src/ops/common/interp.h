@@ -1,0 +1,115 @@
+// Where a target time falls among the source samples, and how to blend them. Shared, line for line, by
+// the CPU and CUDA backends so that the two give the same answers.
+#pragma once
+
+#include <cstdint>
+
+#include "ops/common/hd.h"
+#include "robocache/ops.h"
+
+namespace robocache::ops {
+
+// Time differences in float64. int64 differences are taken in int64 first, so epoch-sized nanosecond
+// stamps (1.7e18) keep full precision; float64 differences of nearby stamps are exact (Sterbenz).
+RC_HD double time_diff(int64_t a, int64_t b) { return static_cast<double>(a - b); }
+RC_HD double time_diff(double a, double b) { return a - b; }
+RC_HD double time_diff(float a, float b) { return static_cast<double>(a) - static_cast<double>(b); }
+
+// A strided row of source times: t(i) = ptr[i * stride].
+template <class TT>
+struct TimeRow {
+  const TT* ptr;
+  int64_t stride;
+  RC_HD TT operator[](int64_t i) const { return ptr[i * stride]; }
+};
+
+// First index in [lo, hi) whose time is > t (hi if none).
+template <class TT>
+RC_HD int64_t upper_bound(TimeRow<TT> row, int64_t lo, int64_t hi, TT t) {
+  while (lo < hi) {
+    const int64_t mid = lo + ((hi - lo) >> 1);
+    if (row[mid] > t) {
+      hi = mid;
+    } else {
+      lo = mid + 1;
+    }
+  }
+  return lo;
+}
+
+// First index in [lo, hi) whose time is >= t (hi if none).
+template <class TT>
+RC_HD int64_t lower_bound(TimeRow<TT> row, int64_t lo, int64_t hi, TT t) {
+  while (lo < hi) {
+    const int64_t mid = lo + ((hi - lo) >> 1);
+    if (row[mid] < t) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
+}
+
+// out = src[i0] + w * (src[i1] - src[i0]), or NaN when `missing`.
+struct Blend {
+  int64_t i0 = 0;
+  int64_t i1 = 0;
+  double w = 0.0;
+  bool inside = false;   // target within [t(0), t(len-1)]
+  bool missing = false;  // outside and boundary == nan
+};
+
+// `ub` = upper_bound(row, 0, len, t): the number of samples at or before t.
+template <class TT>
+RC_HD Blend make_blend(TimeRow<TT> row, int64_t len, TT t, int64_t ub, InterpMethod method,
+                       Boundary boundary) {
+  Blend r;
+  const TT last = row[len - 1];
+  if (ub > 0 && (ub < len || t == last)) {
+    r.inside = true;
+    if (ub == len) {  // t == last sample time (the later of any duplicates)
+      r.i0 = r.i1 = len - 1;
+      return r;
+    }
+    const int64_t lo = ub - 1;  // row[lo] <= t < row[ub]
+    if (method == InterpMethod::Hold) {
+      r.i0 = r.i1 = lo;
+    } else if (method == InterpMethod::Nearest) {
+      // ties go to the later sample
+      r.i0 = r.i1 = (time_diff(row[ub], t) <= time_diff(t, row[lo])) ? ub : lo;
+    } else {
+      r.i0 = lo;
+      r.i1 = ub;
+      r.w = time_diff(t, row[lo]) / time_diff(row[ub], row[lo]);
+    }
+    return r;
+  }
+  // Outside [t(0), t(len-1)].
+  if (boundary == Boundary::Nan) {
+    r.missing = true;
+    return r;
+  }
+  const bool below = (ub == 0);
+  const int64_t end = below ? 0 : len - 1;
+  r.i0 = r.i1 = end;
+  if (boundary == Boundary::Extrapolate && method == InterpMethod::Linear) {
+    // Extend the first (last) interval of positive length; with none, hold the end value.
+    int64_t lo, hi;
+    if (below) {
+      lo = upper_bound(row, 0, len, row[0]) - 1;  // the later of any samples at t(0)
+      hi = lo + 1;
+    } else {
+      hi = len - 1;
+      lo = lower_bound(row, 0, len, last) - 1;  // the last sample strictly before t(len-1)
+    }
+    if (lo >= 0 && hi < len) {
+      r.i0 = lo;
+      r.i1 = hi;
+      r.w = time_diff(t, row[lo]) / time_diff(row[hi], row[lo]);
+    }
+  }
+  return r;
+}
+
+}  // namespace robocache::ops

@@ -1,0 +1,165 @@
+// resample_trajectories: argument checks and dispatch to the CPU or CUDA backend.
+#include "ops/resample/resample.h"
+
+namespace robocache {
+namespace {
+
+bool is_float_data(DType d) {
+  return d == DType::Float16 || d == DType::BFloat16 || d == DType::Float32 || d == DType::Float64;
+}
+bool is_time(DType d) { return d == DType::Float32 || d == DType::Float64 || d == DType::Int64; }
+
+Status check_device(const char* name, const TensorView& v, const TensorView& data) {
+  if (!(v.device == data.device)) {
+    return invalid_argument(name, " is on ", v.device.str(), " but data is on ", data.device.str(),
+                            "; move it explicitly (RoboCache never copies between devices)");
+  }
+  return Status::ok();
+}
+
+// A [B, N] or broadcast [N] timestamp array; fills the row stride (0 when broadcast).
+Status check_times(const char* name, const TensorView& t, bool batched, int64_t B, int64_t* n,
+                   int64_t* sb, int64_t* sn) {
+  if (t.ndim == 1) {
+    *n = t.shape[0];
+    *sb = 0;
+    *sn = t.strides[0];
+    return Status::ok();
+  }
+  if (batched && t.ndim == 2) {
+    if (t.shape[0] != B) {
+      return invalid_argument(name, " must have shape [B, ", name[0] == 's' ? "S" : "T", "] with B = ", B,
+                              " (data's batch size), got ", t.shape_str());
+    }
+    *n = t.shape[1];
+    *sb = t.strides[0];
+    *sn = t.strides[1];
+    return Status::ok();
+  }
+  return invalid_argument(name, " must have shape ", batched ? "[B, N] or [N]" : "[N]", " for ",
+                          batched ? "batched [B, S, D]" : "unbatched [S, D]", " data, got ", t.shape_str());
+}
+
+}  // namespace
+
+Status resample_trajectories(const TensorView& data, const TensorView& src_t, const TensorView& tgt_t,
+                             const TensorView* src_lengths, const TensorView& out, const TensorView* mask,
+                             const ResampleOptions& options, Stream stream) {
+  using ops::ResampleArgs;
+  if (data.ndim != 2 && data.ndim != 3) {
+    return invalid_argument("data must have shape [B, S, D] or [S, D], got ", data.shape_str());
+  }
+  if (!is_float_data(data.dtype)) {
+    return type_error("data dtype must be float16, bfloat16, float32 or float64, got ",
+                      dtype_name(data.dtype));
+  }
+  if (!is_time(src_t.dtype)) {
+    return type_error("src_t dtype must be float32, float64 or int64 (nanoseconds), got ",
+                      dtype_name(src_t.dtype));
+  }
+  if (tgt_t.dtype != src_t.dtype) {
+    return type_error("tgt_t dtype (", dtype_name(tgt_t.dtype), ") must match src_t dtype (",
+                      dtype_name(src_t.dtype), "): mixing clocks or units is ambiguous");
+  }
+  ROBOCACHE_RETURN_IF_ERROR(check_device("src_t", src_t, data));
+  ROBOCACHE_RETURN_IF_ERROR(check_device("tgt_t", tgt_t, data));
+  ROBOCACHE_RETURN_IF_ERROR(check_device("out", out, data));
+  if (options.backend == Backend::CPU && !data.device.is_cpu()) {
+    return invalid_argument("backend='cpu' but data is on ", data.device.str());
+  }
+  if (options.backend == Backend::CUDA && !data.device.is_cuda()) {
+    return invalid_argument("backend='cuda' but data is on ", data.device.str());
+  }
+
+  const bool batched = data.ndim == 3;
+  ResampleArgs a;
+  a.B = batched ? data.shape[0] : 1;
+  a.S = data.size(-2);
+  a.D = data.size(-1);
+  a.data_dtype = data.dtype;
+  a.time_dtype = src_t.dtype;
+  a.data = data.data;
+  a.data_sb = batched ? data.strides[0] : 0;
+  a.data_ss = data.stride(-2);
+  a.data_sd = data.stride(-1);
+
+  int64_t n_src = 0;
+  ROBOCACHE_RETURN_IF_ERROR(check_times("src_t", src_t, batched, a.B, &n_src, &a.st_sb, &a.st_ss));
+  if (n_src != a.S) {
+    return invalid_argument("src_t must have ", a.S, " samples (data has S = ", a.S, "), got shape ",
+                            src_t.shape_str());
+  }
+  ROBOCACHE_RETURN_IF_ERROR(check_times("tgt_t", tgt_t, batched, a.B, &a.T, &a.tt_sb, &a.tt_st));
+  a.src_t = src_t.data;
+  a.tgt_t = tgt_t.data;
+
+  const std::string want = batched ? detail::concat("[", a.B, ", ", a.T, ", ", a.D, "]")
+                                   : detail::concat("[", a.T, ", ", a.D, "]");
+  if (out.ndim != data.ndim || out.size(-3 + !batched) != (batched ? a.B : a.T) || out.size(-2) != a.T ||
+      out.size(-1) != a.D) {
+    return invalid_argument("out must have shape ", want, ", got ", out.shape_str());
+  }
+  if (out.dtype != data.dtype) {
+    return type_error("out dtype (", dtype_name(out.dtype), ") must match data dtype (",
+                      dtype_name(data.dtype), ")");
+  }
+  for (int i = 0; i < out.ndim; ++i) {
+    if (out.shape[i] > 1 && out.strides[i] == 0) {
+      return invalid_argument("out must not be a broadcast (stride-0) view, got strides along dim ", i);
+    }
+  }
+  a.out = out.data;
+  a.out_sb = batched ? out.strides[0] : 0;
+  a.out_st = out.stride(-2);
+  a.out_sd = out.stride(-1);
+
+  if (mask != nullptr) {
+    ROBOCACHE_RETURN_IF_ERROR(check_device("mask", *mask, data));
+    if (mask->dtype != DType::Bool) {
+      return type_error("mask dtype must be bool, got ", dtype_name(mask->dtype));
+    }
+    const bool ok = batched ? (mask->ndim == 2 && mask->shape[0] == a.B && mask->shape[1] == a.T)
+                            : (mask->ndim == 1 && mask->shape[0] == a.T);
+    if (!ok) {
+      return invalid_argument("mask must have shape ",
+                              batched ? detail::concat("[", a.B, ", ", a.T, "]") : detail::concat("[", a.T, "]"),
+                              ", got ", mask->shape_str());
+    }
+    a.mask = mask->ptr<bool>();
+    a.mask_sb = batched ? mask->strides[0] : 0;
+    a.mask_st = mask->stride(-1);
+  }
+
+  if (src_lengths != nullptr) {
+    ROBOCACHE_RETURN_IF_ERROR(check_device("src_lengths", *src_lengths, data));
+    if (!batched) return invalid_argument("src_lengths is only for batched [B, S, D] data");
+    if (src_lengths->dtype != DType::Int64 && src_lengths->dtype != DType::Int32) {
+      return type_error("src_lengths dtype must be int32 or int64, got ", dtype_name(src_lengths->dtype));
+    }
+    if (src_lengths->ndim != 1 || src_lengths->shape[0] != a.B) {
+      return invalid_argument("src_lengths must have shape [", a.B, "], got ", src_lengths->shape_str());
+    }
+    a.lengths = src_lengths->data;
+    a.lengths_int64 = src_lengths->dtype == DType::Int64;
+    a.len_s = src_lengths->strides[0];
+  }
+
+  a.method = options.method;
+  a.boundary = options.boundary;
+
+  if (a.B == 0 || a.T == 0) return Status::ok();
+  if (a.S == 0) {
+    return invalid_argument("data has S = 0 source samples but T = ", a.T,
+                            " target times were requested; there is nothing to resample from");
+  }
+
+  if (data.device.is_cpu()) return ops::resample_cpu(a, options.validate);
+#ifdef ROBOCACHE_WITH_CUDA
+  return ops::resample_cuda(a, data.device.index, stream, options.validate);
+#else
+  (void)stream;
+  return runtime_error("data is on ", data.device.str(), " but this robocache was built without CUDA");
+#endif
+}
+
+}  // namespace robocache

@@ -1,0 +1,323 @@
+// CUDA backend of resample_trajectories, the twin of resample_cpu.cpp.
+// A block takes a tile of targets of one batch row: first one thread per target finds its bracket
+// (one binary search per target row, never per element), then the whole block streams the D channels
+// of the tile with 16-byte loads and stores where the layout allows.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+
+#include "core/cuda_check.h"
+#include "ops/common/interp.h"
+#include "ops/resample/resample.h"
+
+namespace robocache::ops {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kMaxTile = 256;  // targets per block; one searching thread each
+
+template <class DT>
+using Acc = std::conditional_t<std::is_same_v<DT, double>, double, float>;
+
+__device__ __forceinline__ float to_acc(float v) { return v; }
+__device__ __forceinline__ double to_acc(double v) { return v; }
+__device__ __forceinline__ float to_acc(__half v) { return __half2float(v); }
+__device__ __forceinline__ float to_acc(__nv_bfloat16 v) { return __bfloat162float(v); }
+template <class DT>
+__device__ __forceinline__ DT from_acc(Acc<DT> v) {
+  if constexpr (std::is_same_v<DT, __half>) {
+    return __float2half_rn(v);
+  } else if constexpr (std::is_same_v<DT, __nv_bfloat16>) {
+    return __float2bfloat16_rn(v);
+  } else {
+    return v;
+  }
+}
+
+struct TargetSlot {
+  int64_t i0, i1;  // source samples to blend
+  double w;
+  int missing;
+};
+
+__device__ __forceinline__ int64_t device_row_length(const ResampleArgs& a, int64_t b) {
+  // Clamped for memory safety only: validation rejects out-of-range lengths before results are used.
+  const int64_t len = a.lengths == nullptr ? a.S
+                      : a.lengths_int64    ? static_cast<const int64_t*>(a.lengths)[b * a.len_s]
+                                           : static_cast<const int32_t*>(a.lengths)[b * a.len_s];
+  return len < 1 ? 1 : (len > a.S ? a.S : len);
+}
+
+// VEC > 1: 16-byte vectors along a unit-stride D (checked by the launcher). VEC == 1: any strides.
+template <class DT, class TT, int VEC>
+__global__ void __launch_bounds__(kThreads) resample_kernel(const ResampleArgs a, int tile, int64_t tiles_per_row) {
+  __shared__ TargetSlot slots[kMaxTile];
+  using A = Acc<DT>;
+  const auto* data = static_cast<const DT*>(a.data);
+  auto* out = static_cast<DT*>(a.out);
+  const auto* src_t = static_cast<const TT*>(a.src_t);
+  const auto* tgt_t = static_cast<const TT*>(a.tgt_t);
+  const int64_t nvec = a.D / VEC;
+  const int64_t total = a.B * tiles_per_row;
+
+  for (int64_t blk = blockIdx.x; blk < total; blk += gridDim.x) {
+    const int64_t b = blk / tiles_per_row;
+    const int64_t t0 = (blk % tiles_per_row) * tile;
+    const int64_t n_t = min(static_cast<int64_t>(tile), a.T - t0);
+
+    if (threadIdx.x < n_t) {
+      const int64_t t = t0 + threadIdx.x;
+      const TimeRow<TT> row{src_t + b * a.st_sb, a.st_ss};
+      const int64_t len = device_row_length(a, b);
+      const TT tv = tgt_t[b * a.tt_sb + t * a.tt_st];
+      const int64_t ub = upper_bound(row, int64_t{0}, len, tv);
+      const Blend bl = make_blend(row, len, tv, ub, a.method, a.boundary);
+      slots[threadIdx.x] = TargetSlot{bl.i0, bl.i1, bl.w, bl.missing ? 1 : 0};
+      if (a.mask != nullptr) a.mask[b * a.mask_sb + t * a.mask_st] = bl.inside;
+    }
+    __syncthreads();
+
+    const DT* src = data + b * a.data_sb;
+    for (int64_t idx = threadIdx.x; idx < n_t * nvec; idx += blockDim.x) {
+      const int64_t j = idx / nvec;
+      const int64_t d = (idx - j * nvec) * VEC;
+      const TargetSlot s = slots[j];
+      DT* dst = out + b * a.out_sb + (t0 + j) * a.out_st;
+      if constexpr (VEC == 1) {
+        A v;
+        if (s.missing) {
+          v = std::numeric_limits<A>::quiet_NaN();
+        } else {
+          const A va = to_acc(src[s.i0 * a.data_ss + d * a.data_sd]);
+          const A vb = to_acc(src[s.i1 * a.data_ss + d * a.data_sd]);
+          v = (s.i0 == s.i1) ? va : va + static_cast<A>(s.w) * (vb - va);
+        }
+        dst[d * a.out_sd] = from_acc<DT>(v);
+      } else {
+        union Pack {
+          uint4 raw;
+          DT e[VEC];
+        } pa, pb, po;
+        if (s.missing) {
+#pragma unroll
+          for (int k = 0; k < VEC; ++k) po.e[k] = from_acc<DT>(std::numeric_limits<A>::quiet_NaN());
+        } else {
+          pa.raw = __ldg(reinterpret_cast<const uint4*>(src + s.i0 * a.data_ss + d));
+          if (s.i0 == s.i1) {
+            po.raw = pa.raw;  // bit-exact copy
+          } else {
+            pb.raw = __ldg(reinterpret_cast<const uint4*>(src + s.i1 * a.data_ss + d));
+            const A w = static_cast<A>(s.w);
+#pragma unroll
+            for (int k = 0; k < VEC; ++k) {
+              const A va = to_acc(pa.e[k]);
+              po.e[k] = from_acc<DT>(va + w * (to_acc(pb.e[k]) - va));
+            }
+          }
+        }
+        *reinterpret_cast<uint4*>(dst + d) = po.raw;
+      }
+    }
+    __syncthreads();
+  }
+}
+
+// Timestamp and length checks. Faults are keyed by their flat position so atomicMin keeps the first one.
+struct FaultKeys {
+  unsigned long long length;  // b
+  unsigned long long src;     // (b * S + i) * 2 + (1 if decreasing else 0 for NaN)
+  unsigned long long tgt;     // b * T + t
+  unsigned long long unused;
+};
+
+template <class TT>
+__device__ __forceinline__ bool device_is_nan(TT v) {
+  if constexpr (std::is_floating_point_v<TT>) {
+    return v != v;
+  } else {
+    return false;
+  }
+}
+
+template <class TT>
+__global__ void validate_kernel(const ResampleArgs a, FaultKeys* keys) {
+  const auto* src_t = static_cast<const TT*>(a.src_t);
+  const auto* tgt_t = static_cast<const TT*>(a.tgt_t);
+  const int64_t src_rows = a.st_sb == 0 ? 1 : a.B;
+  const int64_t tgt_rows = a.tt_sb == 0 ? 1 : a.B;
+  const int64_t n_src = src_rows * a.S;
+  const int64_t n_tgt = tgt_rows * a.T;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t k = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; k < a.B + n_src + n_tgt;
+       k += stride) {
+    if (k < a.B) {
+      const int64_t len = a.lengths == nullptr ? a.S
+                          : a.lengths_int64    ? static_cast<const int64_t*>(a.lengths)[k * a.len_s]
+                                               : static_cast<const int32_t*>(a.lengths)[k * a.len_s];
+      if (len < 1 || len > a.S) atomicMin(&keys->length, static_cast<unsigned long long>(k));
+    } else if (k < a.B + n_src) {
+      const int64_t flat = k - a.B;
+      const int64_t b = flat / a.S;
+      const int64_t i = flat - b * a.S;
+      // A broadcast src_t is checked over all S samples; a per-row one over its valid length.
+      if (a.st_sb != 0 && a.lengths != nullptr) {
+        const int64_t len = a.lengths_int64 ? static_cast<const int64_t*>(a.lengths)[b * a.len_s]
+                                            : static_cast<const int32_t*>(a.lengths)[b * a.len_s];
+        if (i >= len) continue;
+      }
+      const TimeRow<TT> row{src_t + b * a.st_sb, a.st_ss};
+      const TT v = row[i];
+      if (device_is_nan(v)) {
+        atomicMin(&keys->src, static_cast<unsigned long long>(flat) * 2);
+      } else if (i > 0 && v < row[i - 1]) {
+        atomicMin(&keys->src, static_cast<unsigned long long>(flat) * 2 + 1);
+      }
+    } else {
+      const int64_t flat = k - a.B - n_src;
+      const int64_t b = flat / a.T;
+      const int64_t t = flat - b * a.T;
+      if (device_is_nan(tgt_t[b * a.tt_sb + t * a.tt_st])) {
+        atomicMin(&keys->tgt, static_cast<unsigned long long>(flat));
+      }
+    }
+  }
+}
+
+// Per host thread and device: the fault keys, a pinned copy of them, and an event. A call waits on its
+// own event before returning, so nothing here is shared between calls in flight.
+struct CheckScratch {
+  int device = -1;
+  FaultKeys* keys = nullptr;
+  FaultKeys* host = nullptr;
+  cudaEvent_t done = nullptr;
+};
+
+Status get_scratch(int device, CheckScratch** out) {
+  static thread_local CheckScratch scratch[64];
+  if (device < 0 || device >= 64) return invalid_argument("CUDA device index ", device, " is out of range");
+  CheckScratch& s = scratch[device];
+  if (s.keys == nullptr) {
+    ROBOCACHE_CUDA_CHECK(cudaMalloc(&s.keys, sizeof(FaultKeys)));
+    ROBOCACHE_CUDA_CHECK(cudaMallocHost(&s.host, sizeof(FaultKeys)));
+    ROBOCACHE_CUDA_CHECK(cudaEventCreateWithFlags(&s.done, cudaEventDisableTiming));
+    s.device = device;
+  }
+  *out = &s;
+  return Status::ok();
+}
+
+template <class TT>
+Status read_fault(const ResampleArgs& a, const FaultKeys& k) {
+  constexpr auto none = std::numeric_limits<unsigned long long>::max();
+  const auto fetch = [](const TT* p, TT* v) { return cudaMemcpy(v, p, sizeof(TT), cudaMemcpyDeviceToHost); };
+  if (k.length != none) {
+    const auto b = static_cast<int64_t>(k.length);
+    int64_t len = 0;
+    if (a.lengths_int64) {
+      ROBOCACHE_CUDA_CHECK(cudaMemcpy(&len, static_cast<const int64_t*>(a.lengths) + b * a.len_s, 8,
+                                      cudaMemcpyDeviceToHost));
+    } else {
+      int32_t len32 = 0;
+      ROBOCACHE_CUDA_CHECK(cudaMemcpy(&len32, static_cast<const int32_t*>(a.lengths) + b * a.len_s, 4,
+                                      cudaMemcpyDeviceToHost));
+      len = len32;
+    }
+    return time_fault_status<TT>(TimeFault::LengthOutOfRange, a, b, len, TT{}, TT{});
+  }
+  if (k.src != none) {
+    const auto flat = static_cast<int64_t>(k.src / 2);
+    const int64_t b = flat / a.S, i = flat - b * a.S;
+    const auto* row = static_cast<const TT*>(a.src_t) + b * a.st_sb;
+    TT v{}, prev{};
+    ROBOCACHE_CUDA_CHECK(fetch(row + i * a.st_ss, &v));
+    if (i > 0) ROBOCACHE_CUDA_CHECK(fetch(row + (i - 1) * a.st_ss, &prev));
+    return time_fault_status<TT>((k.src & 1) ? TimeFault::SrcDecreasing : TimeFault::SrcNaN, a, b, i, v, prev);
+  }
+  if (k.tgt != none) {
+    const auto flat = static_cast<int64_t>(k.tgt);
+    const int64_t b = flat / a.T, t = flat - b * a.T;
+    return time_fault_status<TT>(TimeFault::TgtNaN, a, b, t, TT{}, TT{});
+  }
+  return Status::ok();
+}
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+template <class DT, class TT>
+Status launch(const ResampleArgs& a, cudaStream_t stream) {
+  constexpr int kVec = 16 / sizeof(DT);
+  const int64_t e = sizeof(DT);
+  const bool vec_ok = a.data_sd == 1 && a.out_sd == 1 && a.D % kVec == 0 && aligned16(a.data) &&
+                      aligned16(a.out) && (a.data_ss * e) % 16 == 0 && (a.data_sb * e) % 16 == 0 &&
+                      (a.out_st * e) % 16 == 0 && (a.out_sb * e) % 16 == 0;
+  const int64_t nvec = vec_ok ? a.D / kVec : a.D;
+  // About eight vectors per thread per tile: enough bytes in flight to hide the search latency.
+  const int64_t want = (8 * kThreads + nvec - 1) / std::max<int64_t>(nvec, 1);
+  const int tile = static_cast<int>(std::min<int64_t>(std::max<int64_t>(want, 1), std::min<int64_t>(kMaxTile, a.T)));
+  const int64_t tiles_per_row = (a.T + tile - 1) / tile;
+  const int64_t blocks = std::min<int64_t>(a.B * tiles_per_row, int64_t{1} << 30);
+  if (vec_ok) {
+    resample_kernel<DT, TT, kVec><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(a, tile, tiles_per_row);
+  } else {
+    resample_kernel<DT, TT, 1><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(a, tile, tiles_per_row);
+  }
+  ROBOCACHE_CUDA_CHECK(cudaGetLastError());
+  return Status::ok();
+}
+
+template <class TT>
+Status launch_data(const ResampleArgs& a, cudaStream_t stream) {
+  switch (a.data_dtype) {
+    case DType::Float32: return launch<float, TT>(a, stream);
+    case DType::Float64: return launch<double, TT>(a, stream);
+    case DType::Float16: return launch<__half, TT>(a, stream);
+    case DType::BFloat16: return launch<__nv_bfloat16, TT>(a, stream);
+    default: return type_error("resample: unsupported data dtype ", dtype_name(a.data_dtype));
+  }
+}
+
+template <class TT>
+Status run(const ResampleArgs& a, int device, cudaStream_t stream, bool check) {
+  core::CudaDeviceGuard guard(device);
+  ROBOCACHE_CUDA_CHECK(guard.error());
+  if (!check) return launch_data<TT>(a, stream);
+
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  ROBOCACHE_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
+  if (capture != cudaStreamCaptureStatusNone) {
+    return invalid_argument("validate=True needs to read its check result on the host, which a stream under "
+                            "CUDA graph capture cannot do; pass validate=False inside capture");
+  }
+  CheckScratch* s = nullptr;
+  ROBOCACHE_RETURN_IF_ERROR(get_scratch(device, &s));
+  ROBOCACHE_CUDA_CHECK(cudaMemsetAsync(s->keys, 0xff, sizeof(FaultKeys), stream));
+  const int64_t work = a.B + (a.st_sb == 0 ? 1 : a.B) * a.S + (a.tt_sb == 0 ? 1 : a.B) * a.T;
+  const auto blocks = static_cast<unsigned>(std::min<int64_t>((work + kThreads - 1) / kThreads, 4096));
+  validate_kernel<TT><<<blocks, kThreads, 0, stream>>>(a, s->keys);
+  ROBOCACHE_CUDA_CHECK(cudaGetLastError());
+  ROBOCACHE_CUDA_CHECK(cudaMemcpyAsync(s->host, s->keys, sizeof(FaultKeys), cudaMemcpyDeviceToHost, stream));
+  ROBOCACHE_CUDA_CHECK(cudaEventRecord(s->done, stream));
+  // The main kernel is queued before the host waits, so only the check's latency is exposed. It is
+  // memory-safe on bad input (lengths are clamped in-kernel); on a fault its output is discarded.
+  ROBOCACHE_RETURN_IF_ERROR(launch_data<TT>(a, stream));
+  ROBOCACHE_CUDA_CHECK(cudaEventSynchronize(s->done));
+  return read_fault<TT>(a, *s->host);
+}
+
+}  // namespace
+
+Status resample_cuda(const ResampleArgs& a, int device, Stream stream, bool check) {
+  auto* s = static_cast<cudaStream_t>(stream);
+  switch (a.time_dtype) {
+    case DType::Float32: return run<float>(a, device, s, check);
+    case DType::Float64: return run<double>(a, device, s, check);
+    case DType::Int64: return run<int64_t>(a, device, s, check);
+    default: return type_error("resample: unsupported timestamp dtype ", dtype_name(a.time_dtype));
+  }
+}
+
+}  // namespace robocache::ops
