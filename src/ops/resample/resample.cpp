@@ -103,7 +103,7 @@ Status resample_trajectories(const TensorView& data, const TensorView& src_t, co
     return type_error("out dtype (", dtype_name(out.dtype), ") must match data dtype (",
                       dtype_name(data.dtype), ")");
   }
-  for (int i = 0; i < out.ndim; ++i) {
+  for (int i = 0; i < out.ndim && out.numel() > 0; ++i) {
     if (out.shape[i] > 1 && out.strides[i] == 0) {
       return invalid_argument("out must not be a broadcast (stride-0) view, got strides along dim ", i);
     }

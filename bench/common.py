@@ -1,0 +1,51 @@
+"""Shared benchmark helpers: timers and the device-to-device copy bandwidth (the floor's denominator)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+
+def wall_per_call(fn, sync, warmup=10, min_time=0.5, max_iters=2000):
+    """Mean wall time per call of a loop of calls from Python, synchronised at the end: what a
+    training loop pays, Python overhead and launch included."""
+    for _ in range(warmup):
+        fn()
+    sync()
+    iters = 0
+    start = time.perf_counter()
+    while True:
+        fn()
+        iters += 1
+        if iters >= max_iters or (iters % 10 == 0 and time.perf_counter() - start > min_time):
+            break
+    sync()
+    return (time.perf_counter() - start) / iters
+
+
+def cuda_event_median(fn, torch, warmup=5, reps=30):
+    """Median GPU time of one call, from CUDA events."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b) * 1e-3)
+    return statistics.median(times)
+
+
+def copy_bandwidth(torch, nbytes=2 << 30):
+    """Device-to-device copy bandwidth in bytes/s, counting bytes read plus bytes written."""
+    src = torch.empty(nbytes // 4, dtype=torch.float32, device="cuda").uniform_()
+    dst = torch.empty_like(src)
+    t = cuda_event_median(lambda: dst.copy_(src), torch, warmup=3, reps=10)
+    del src, dst
+    return 2 * nbytes / t
+
+
+def fmt_us(seconds):
+    return f"{seconds * 1e6:9.1f}"

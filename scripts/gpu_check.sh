@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# On the GPU machine: build, GPU tests, compute-sanitizer, benchmarks, in one go.
+#   bash scripts/gpu_check.sh [pytest -k expression]     (writes logs to $OUT when set)
+# Expects a copy of ../shared/data in .devdata/ (the GPU machine has no ../shared).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/rc-out}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 ROBOCACHE_DATA="$PWD/.devdata"
+K=${1:-}
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+echo "== build"
+python3 -m pip install -q --no-build-isolation -Ccmake.define.CMAKE_CUDA_ARCHITECTURES=90 . 2>&1 | tail -5
+python3 -m robocache info
+
+echo "== tests"
+python3 -m pytest -q -x tests/python ${K:+-k "$K"} 2>&1 | tee "$OUT/pytest.log" | tail -15
+
+echo "== compute-sanitizer memcheck (CUDA tests)"
+compute-sanitizer --tool memcheck --error-exitcode 9 python3 -m pytest -q -x tests/python -k "cuda" 2>&1 \
+  | tee "$OUT/memcheck.log" | grep -E "ERROR SUMMARY|passed|failed|error" | tail -5
+echo "memcheck exit: ${PIPESTATUS[0]}"
+
+echo "== benchmarks"
+for b in bench/bench_*.py; do
+  python3 "$b" --gpu --json "$OUT/$(basename "$b" .py).json" 2>&1 | tee "$OUT/$(basename "$b" .py).log"
+done

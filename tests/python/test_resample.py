@@ -1,0 +1,450 @@
+"""resample_trajectories against the float64 reference, on the CPU (CI) and CUDA (GPU machine)."""
+
+import numpy as np
+import pytest
+
+import robocache as rc
+from conftest import HAS_CUDA, requires_cuda, requires_torch, shared_data, torch
+from resample_reference import resample_reference
+
+METHODS = ["linear", "nearest", "hold"]
+BOUNDARIES = ["clamp", "extrapolate", "nan"]
+SIZES = [(1, 1, 19, 1), (3, 19, 111, 7), (2, 111, 19, 3), (2, 989, 111, 2), (1, 19, 989, 5)]
+# Tolerance relative to the data scale (values are in [-10, 10]).
+TOL = {"float64": 1e-12, "float32": 2e-6, "float16": 2e-3, "bfloat16": 1.6e-2}
+
+
+def jittered_times(rng, B, S, dtype=np.float64, scale=1.0, start=0.0):
+    """Non-decreasing, non-uniform: jitter, exact duplicates, and gaps."""
+    r = rng.random((B, S))
+    steps = np.where(r < 0.1, 0.0, np.where(r < 0.2, 2.0 * rng.random((B, S)), 0.01 + 0.05 * rng.random((B, S))))
+    steps[:, 0] = rng.random(B)
+    t = start + np.cumsum(steps, axis=1) * scale
+    return t.astype(dtype)
+
+
+def targets_around(rng, src_t, T):
+    """Targets spread 20% beyond both ends, unsorted, with some exactly on source times."""
+    B = src_t.shape[0]
+    lo, hi = src_t[:, :1].astype(np.float64), src_t[:, -1:].astype(np.float64)
+    span = np.maximum(hi - lo, 1e-3)
+    t = lo - 0.2 * span + 1.4 * span * rng.random((B, T))
+    exact = rng.random((B, T)) < 0.15
+    pick = rng.integers(0, src_t.shape[1], (B, T))
+    t = np.where(exact, np.take_along_axis(src_t.astype(np.float64), pick, 1), t)
+    return t.astype(src_t.dtype)
+
+
+def to_dtype(x, name):
+    """NumPy for float16/32/64; bfloat16 only exists in torch."""
+    if name == "bfloat16":
+        return torch.from_numpy(x.astype(np.float32)).to(torch.bfloat16)
+    return x.astype(name)
+
+
+def as_f64(x):
+    if torch is not None and isinstance(x, torch.Tensor):
+        return x.detach().cpu().to(torch.float64).numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def assert_close(got, want, tol, what=""):
+    got = as_f64(got)
+    nan_w = np.isnan(want)
+    np.testing.assert_array_equal(np.isnan(got), nan_w, err_msg=f"NaN pattern differs {what}")
+    np.testing.assert_allclose(got[~nan_w], want[~nan_w], rtol=0, atol=tol * 10, err_msg=what)
+
+
+# ---------------------------------------------------------------- CPU against the reference
+
+
+@pytest.mark.parametrize("B,S,T,D", SIZES)
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+def test_float64_matches_reference(rng, B, S, T, D, method, boundary):
+    src_t = jittered_times(rng, B, S)
+    tgt_t = targets_around(rng, src_t, T)
+    data = rng.uniform(-10, 10, (B, S, D))
+    out, mask = rc.resample_trajectories(data, src_t, tgt_t, method=method, boundary=boundary, return_mask=True)
+    want, want_mask = resample_reference(data, src_t, tgt_t, method, boundary)
+    assert out.dtype == np.float64 and out.shape == (B, T, D)
+    assert_close(out, want, TOL["float64"])
+    np.testing.assert_array_equal(mask, want_mask)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"] + (["bfloat16"] if torch is not None else []))
+@pytest.mark.parametrize("time_dtype", ["float32", "float64", "int64"])
+def test_every_dtype_has_its_tolerance(rng, dtype, time_dtype):
+    B, S, T, D = 3, 111, 57, 19
+    src_t = jittered_times(rng, B, S, scale=1e9 if time_dtype == "int64" else 1.0).astype(time_dtype)
+    tgt_t = targets_around(rng, src_t, T)
+    data = to_dtype(rng.uniform(-10, 10, (B, S, D)), dtype)
+    for method in METHODS:
+        out = rc.resample_trajectories(data, src_t if dtype != "bfloat16" else torch.from_numpy(src_t),
+                                       tgt_t if dtype != "bfloat16" else torch.from_numpy(tgt_t), method=method)
+        assert out.dtype == data.dtype
+        want, _ = resample_reference(as_f64(data), src_t, tgt_t, method)
+        # nearest and hold copy samples: exact in every dtype
+        assert_close(out, want, TOL[dtype] if method == "linear" else 0.0, f"{dtype} {time_dtype} {method}")
+
+
+def test_nearest_ties_go_to_the_later_sample():
+    src_t = np.array([0.0, 1.0, 2.0, 4.0])
+    data = np.array([[10.0], [20.0], [30.0], [40.0]])
+    out = rc.resample_trajectories(data, src_t, np.array([0.5, 1.5, 3.0, 2.9, 3.1]), method="nearest")
+    np.testing.assert_array_equal(out[:, 0], [20.0, 30.0, 40.0, 30.0, 40.0])
+
+
+def test_duplicate_times_take_the_later_sample():
+    src_t = np.array([0.0, 1.0, 1.0, 1.0, 2.0])
+    data = np.array([[0.0], [5.0], [6.0], [7.0], [9.0]])
+    for method in METHODS:
+        out = rc.resample_trajectories(data, src_t, np.array([1.0]), method=method)
+        assert out[0, 0] == 7.0, method
+    out = rc.resample_trajectories(data, src_t, np.array([1.5]), method="linear")
+    assert out[0, 0] == pytest.approx(8.0)
+
+
+def test_matches_numpy_interp_on_distinct_times(rng):
+    src_t = np.sort(rng.uniform(0, 100, 300))
+    tgt_t = rng.uniform(-10, 110, 500)
+    data = rng.normal(size=(300, 4))
+    out = rc.resample_trajectories(data, src_t, tgt_t)
+    for d in range(4):
+        np.testing.assert_allclose(out[:, d], np.interp(tgt_t, src_t, data[:, d]), rtol=0, atol=1e-12)
+
+
+def test_hold_matches_scipy_previous(rng):
+    interpolate = pytest.importorskip("scipy.interpolate")
+    src_t = np.sort(rng.uniform(0, 10, 50))
+    tgt_t = rng.uniform(src_t[0], src_t[-1], 200)
+    data = rng.normal(size=(50, 3))
+    out = rc.resample_trajectories(data, src_t, tgt_t, method="hold")
+    want = interpolate.interp1d(src_t, data, kind="previous", axis=0)(tgt_t)
+    np.testing.assert_array_equal(out, want)
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("boundary", BOUNDARIES)
+def test_padded_lengths_ignore_samples_past_the_end(rng, method, boundary):
+    B, S, T, D = 5, 40, 33, 3
+    src_t = jittered_times(rng, B, S)
+    lengths = rng.integers(1, S + 1, B)
+    lengths[0] = 1
+    lengths[1] = S
+    padded_t = src_t.copy()
+    padded = rng.uniform(-10, 10, (B, S, D))
+    for b in range(B):  # garbage past each length: decreasing times, NaN data
+        padded_t[b, lengths[b]:] = -1e9
+        padded[b, lengths[b]:] = np.nan
+    tgt_t = targets_around(rng, src_t, T)
+    out = rc.resample_trajectories(padded, padded_t, tgt_t, method=method, boundary=boundary,
+                                   src_lengths=lengths)
+    want, _ = resample_reference(padded, padded_t, tgt_t, method, boundary, src_lengths=lengths)
+    assert_close(out, want, TOL["float64"])
+    out32 = rc.resample_trajectories(padded, padded_t, tgt_t, method=method, boundary=boundary,
+                                     src_lengths=lengths.astype(np.int32))
+    np.testing.assert_array_equal(out32, out)
+
+
+def test_strided_inputs_are_read_in_place(rng):
+    B, S, T, D = 4, 60, 25, 6
+    store = rng.uniform(-10, 10, (B, D, 2 * S))  # [B, D, 2S]: transposed and every other sample
+    data = store.transpose(0, 2, 1)[:, ::2, :]
+    src_store = jittered_times(rng, B, 2 * S)
+    src_t = src_store[:, ::2]
+    tgt_t = targets_around(rng, src_t, T)[:, ::-1]  # negative stride, unsorted
+    out_store = np.full((B, D, T), np.nan)
+    out = out_store.transpose(0, 2, 1)
+    ret = rc.resample_trajectories(data, src_t, tgt_t, out=out)
+    assert ret is out
+    want, _ = resample_reference(np.ascontiguousarray(data), src_t, tgt_t)
+    assert_close(out_store.transpose(0, 2, 1), want, TOL["float64"])
+
+
+def test_broadcast_times_and_stride0_data(rng):
+    S, T, D = 50, 31, 4
+    src_t = jittered_times(rng, 1, S)[0]
+    tgt_t = targets_around(rng, src_t[None], T)[0]
+    row = rng.uniform(-10, 10, (1, S, D))
+    data = np.broadcast_to(row, (7, S, D))  # stride 0 along B, read-only
+    out = rc.resample_trajectories(data, src_t, tgt_t)
+    want, _ = resample_reference(row[0], src_t, tgt_t)
+    for b in range(7):
+        assert_close(out[b], want, TOL["float64"])
+
+
+@requires_torch
+def test_torch_expand_is_not_copied():
+    # Copying this expanded view would need 2.5 GB; reading it in place needs 25 KB.
+    S, D = 100, 64
+    row = torch.randn(1, S, D)
+    data = row.expand(100_000, S, D)
+    src_t = torch.linspace(0, 1, S, dtype=torch.float64)
+    tgt_t = torch.tensor([0.25, 0.75], dtype=torch.float64)
+    out = rc.resample_trajectories(data, src_t, tgt_t)
+    assert isinstance(out, torch.Tensor) and out.shape == (100_000, 2, D)
+    want = rc.resample_trajectories(row[0], src_t, tgt_t)
+    assert torch.equal(out[0], want) and torch.equal(out[-1], want)
+
+
+def test_unbatched_shapes(rng):
+    src_t = jittered_times(rng, 1, 30)[0]
+    data = rng.normal(size=(30, 5))
+    out, mask = rc.resample_trajectories(data, src_t, src_t[::3], return_mask=True)
+    assert out.shape == (10, 5) and mask.shape == (10,) and mask.all()
+
+
+def test_list_inputs_follow_numpy(rng):
+    out = rc.resample_trajectories(np.array([[0.0], [2.0]]), [0.0, 1.0], [0.5])
+    assert out[0, 0] == 1.0
+
+
+# ---------------------------------------------------------------- precision at epoch scale
+
+
+def test_epoch_nanoseconds_interpolate_as_exactly_as_small_times(rng):
+    S, T, D = 200, 301, 3
+    rel = np.cumsum(rng.integers(900_000, 1_100_000, S))  # ~1 ms apart, jittered
+    rel_t = rng.integers(rel[0], rel[-1], T)
+    data = rng.uniform(-10, 10, (S, D))
+    epoch = 1_700_000_000_000_000_000
+    big = rc.resample_trajectories(data, rel + epoch, rel_t + epoch)
+    small = rc.resample_trajectories(data, rel.astype(np.int64), rel_t.astype(np.int64))
+    np.testing.assert_array_equal(big, small)
+    want, _ = resample_reference(data, rel, rel_t)
+    assert_close(big, want, TOL["float64"])
+
+
+def test_epoch_float64_seconds_keep_millisecond_precision(rng):
+    S, T, D = 200, 301, 3
+    rel = np.cumsum(rng.uniform(0.0009, 0.0011, S))
+    rel_t = rng.uniform(rel[0], rel[-1], T)
+    data = rng.uniform(-10, 10, (S, D))
+    epoch = 1.7e9
+    big = rc.resample_trajectories(data, rel + epoch, rel_t + epoch)
+    want, _ = resample_reference(data, rel + epoch, rel_t + epoch)
+    assert_close(big, want, 1e-9)
+    # And the same answer as the small-time problem, up to the rounding of adding the epoch (~2e-7 s).
+    small = rc.resample_trajectories(data, rel, rel_t)
+    np.testing.assert_allclose(big, small, atol=2e-7 / 0.0009 * 20)
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_decreasing_src_t_names_batch_and_index():
+    src_t = np.array([[0.0, 1.0, 2.0, 3.0], [0.0, 1.0, 0.5, 3.0]])
+    with pytest.raises(ValueError, match=r"src_t\[1, 2\] = 0.5 < src_t\[1, 1\] = 1 \(batch 1, index 2\)"):
+        rc.resample_trajectories(np.zeros((2, 4, 1)), src_t, np.array([0.5]))
+
+
+def test_nan_timestamps_are_rejected():
+    with pytest.raises(ValueError, match=r"src_t must not contain NaN: src_t\[2\]"):
+        rc.resample_trajectories(np.zeros((4, 1)), np.array([0.0, 1.0, np.nan, 3.0]), np.array([0.5]))
+    with pytest.raises(ValueError, match=r"tgt_t must not contain NaN: tgt_t\[1\]"):
+        rc.resample_trajectories(np.zeros((4, 1)), np.arange(4.0), np.array([0.5, np.nan]))
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, pattern",
+    [
+        (dict(data=np.zeros((2, 4, 3)), src_t=np.arange(5.0)), ValueError, r"src_t must have 4 samples"),
+        (dict(data=np.zeros((2, 4, 3)), src_t=np.zeros((3, 4))), ValueError, r"src_t must have shape \[B, S\] with B = 2"),
+        (dict(data=np.zeros(4)), ValueError, r"data must have shape \[B, S, D\] or \[S, D\], got \[4\]"),
+        (dict(data=np.zeros((2, 4, 3), np.int32)), TypeError, r"data dtype must be .* got int32"),
+        (dict(src_t=np.arange(4, dtype=np.int32)), TypeError, r"src_t dtype must be .* got int32"),
+        (dict(tgt_t=np.array([1], np.int64)), TypeError, r"tgt_t dtype \(int64\) must match src_t dtype \(float64\)"),
+        (dict(method="cubic"), ValueError, r"method must be 'linear', 'nearest' or 'hold', got 'cubic'"),
+        (dict(boundary="wrap"), ValueError, r"boundary must be 'clamp', 'extrapolate' or 'nan', got 'wrap'"),
+        (dict(backend="tpu"), ValueError, r"backend must be 'cpu', 'cuda' or None, got 'tpu'"),
+        (dict(backend="cuda"), ValueError, r"backend='cuda' but data is on cpu"),
+        (dict(src_lengths=np.array([4, 5])), ValueError, r"src_lengths\[1\] = 5 is out of range: each length must be in \[1, 4\]"),
+        (dict(src_lengths=np.array([0, 4])), ValueError, r"src_lengths\[0\] = 0 is out of range"),
+        (dict(src_lengths=np.array([4, 4, 4])), ValueError, r"src_lengths must have shape \[2\], got \[3\]"),
+        (dict(out=np.zeros((2, 3, 3))), ValueError, r"out must have shape \[2, 2, 3\], got \[2, 3, 3\]"),
+        (dict(out=np.zeros((2, 2, 3), np.float32)), TypeError, r"out dtype \(float32\) must match data dtype \(float64\)"),
+    ],
+)
+def test_bad_input_names_argument_and_value(kwargs, exc, pattern):
+    args = dict(data=np.zeros((2, 4, 3)), src_t=np.arange(4.0), tgt_t=np.array([0.5, 1.5]))
+    args.update(kwargs)
+    with pytest.raises(exc, match=pattern):
+        rc.resample_trajectories(args.pop("data"), args.pop("src_t"), args.pop("tgt_t"), **args)
+
+
+def test_no_source_samples_with_targets_is_an_error():
+    with pytest.raises(ValueError, match=r"S = 0 source samples but T = 2"):
+        rc.resample_trajectories(np.zeros((3, 0, 2)), np.zeros(0), np.array([0.0, 1.0]))
+
+
+def test_empty_batch_or_targets_give_empty_results():
+    out = rc.resample_trajectories(np.zeros((0, 4, 3)), np.arange(4.0), np.array([0.5]))
+    assert out.shape == (0, 1, 3)
+    out = rc.resample_trajectories(np.zeros((2, 4, 3)), np.arange(4.0), np.zeros(0))
+    assert out.shape == (2, 0, 3)
+    out = rc.resample_trajectories(np.zeros((2, 0, 3)), np.zeros(0), np.zeros(0))
+    assert out.shape == (2, 0, 3)
+
+
+@requires_torch
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a GPU to hold a tensor on another device")
+def test_inputs_on_different_devices_are_an_error():
+    data = torch.zeros(2, 4, 3, device="cuda")
+    with pytest.raises(ValueError, match=r"src_t is on cpu but data is on cuda:0"):
+        rc.resample_trajectories(data, torch.arange(4.0, dtype=torch.float64), torch.tensor([0.5], device="cuda", dtype=torch.float64))
+
+
+# ---------------------------------------------------------------- real recordings
+
+
+def _g1_states(episode):
+    pq = pytest.importorskip("pyarrow.parquet")
+    path = shared_data("lerobot", "g1_v21", "data", "chunk-000", f"episode_{episode:06d}.parquet")
+    table = pq.read_table(path, columns=["timestamp", "observation.state"])
+    t = np.asarray(table.column("timestamp").to_numpy(), dtype=np.float64)
+    state = np.stack(table.column("observation.state").to_numpy(zero_copy_only=False)).astype(np.float32)
+    return t, state
+
+
+def test_lerobot_g1_states_30hz_to_50hz_and_back():
+    t, state = _g1_states(3)
+    assert state.shape[1] == 26 and np.all(np.diff(t) > 0)
+    t50 = np.arange(t[0], t[-1], 1 / 50)
+    up = rc.resample_trajectories(state, t, t50)
+    want_up, _ = resample_reference(state, t, t50)
+    assert_close(up, want_up, TOL["float32"] * 10)
+    back = rc.resample_trajectories(up, t50, t)
+    want_back, _ = resample_reference(want_up, t50, t)
+    assert_close(back, want_back, TOL["float32"] * 10)
+    # 30 -> 50 -> 30 Hz is not the identity, but stays close to the original on this smooth signal.
+    assert np.abs(back - state).max() < 0.25 * (np.abs(state).max() + 1)
+
+
+def test_lerobot_g1_batch_of_padded_episodes():
+    episodes = [_g1_states(e) for e in range(4)]
+    S = max(len(t) for t, _ in episodes)
+    B, D = len(episodes), episodes[0][1].shape[1]
+    data = np.zeros((B, S, D), np.float32)
+    src_t = np.zeros((B, S))
+    lengths = np.array([len(t) for t, _ in episodes])
+    for b, (t, s) in enumerate(episodes):
+        data[b, : len(t)], src_t[b, : len(t)] = s, t
+    tgt_t = np.tile(np.arange(0, S / 30, 1 / 50), (B, 1))
+    out, mask = rc.resample_trajectories(data, src_t, tgt_t, src_lengths=lengths, boundary="nan", return_mask=True)
+    want, want_mask = resample_reference(data, src_t, tgt_t, "linear", "nan", src_lengths=lengths)
+    assert_close(out, want, TOL["float32"] * 10)
+    np.testing.assert_array_equal(mask, want_mask)
+
+
+@pytest.mark.parametrize("task", ["Lift", "Door", "Wipe"])
+def test_robosuite_demo_states_onto_a_jittered_clock(rng, task):
+    h5py = pytest.importorskip("h5py")
+    with h5py.File(shared_data("robosuite", task, "demo.hdf5"), "r") as f:
+        demo = sorted(f["data"].keys())[0]
+        states = f["data"][demo]["states"][()]
+        actions = f["data"][demo]["actions"][()]
+    # The demos carry no timestamps: step index over the 20 Hz control rate, then a jittered 15 Hz clock.
+    t = np.arange(len(states)) / 20.0
+    tgt = np.sort(rng.uniform(t[0] - 0.1, t[-1] + 0.1, len(states) * 3 // 4))
+    for arr, method in ((states, "linear"), (actions, "hold")):
+        out = rc.resample_trajectories(arr, t, tgt, method=method, boundary="nan")
+        want, _ = resample_reference(arr, t, tgt, method, "nan")
+        assert_close(out, want, TOL["float64"] * 1e3)
+
+
+# ---------------------------------------------------------------- CUDA == CPU
+
+
+@requires_cuda
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+@pytest.mark.parametrize("time_dtype", ["float32", "float64", "int64"])
+def test_cuda_matches_cpu(rng, dtype, time_dtype):
+    tdt = getattr(torch, dtype)
+    for B, S, T, D in SIZES + [(4, 300, 257, 64), (2, 50, 40, 8)]:
+        src_t = jittered_times(rng, B, S, scale=1e9 if time_dtype == "int64" else 1.0).astype(time_dtype)
+        tgt_t = targets_around(rng, src_t, T)
+        lengths = rng.integers(1, S + 1, B)
+        data = torch.from_numpy(rng.uniform(-10, 10, (B, S, D))).to(tdt)
+        for method in METHODS:
+            for boundary in BOUNDARIES:
+                kw = dict(method=method, boundary=boundary, return_mask=True)
+                cpu, cmask = rc.resample_trajectories(data, torch.from_numpy(src_t), torch.from_numpy(tgt_t),
+                                                      src_lengths=torch.from_numpy(lengths), **kw)
+                gpu, gmask = rc.resample_trajectories(data.cuda(), torch.from_numpy(src_t).cuda(),
+                                                      torch.from_numpy(tgt_t).cuda(),
+                                                      src_lengths=torch.from_numpy(lengths).cuda(), **kw)
+                assert gpu.device.type == "cuda" and gpu.dtype == tdt
+                what = f"{dtype} {time_dtype} {B},{S},{T},{D} {method} {boundary}"
+                # Same algorithm in the same precision; bf16/f16 may differ by one rounding step.
+                tol = {"float64": 1e-13, "float32": 1e-5, "float16": 1e-2, "bfloat16": 8e-2}[dtype]
+                assert_close(gpu, as_f64(cpu), tol / 10 if method == "linear" else 0.0, what)
+                assert torch.equal(gmask.cpu(), cmask), what
+
+
+@requires_cuda
+def test_cuda_strided_broadcast_and_unaligned_inputs(rng):
+    B, S, T, D = 6, 80, 70, 16
+    store = torch.from_numpy(rng.uniform(-10, 10, (B, D + 1, 2 * S))).float().cuda()
+    data = store.transpose(1, 2)[:, ::2, 1:]  # transposed, strided, offset by one element (unaligned)
+    src_t = torch.from_numpy(jittered_times(rng, 1, S)[0]).cuda()
+    tgt_t = torch.from_numpy(targets_around(rng, src_t.cpu().numpy()[None], T)[0]).cuda()
+    gpu = rc.resample_trajectories(data, src_t, tgt_t)
+    cpu = rc.resample_trajectories(data.cpu(), src_t.cpu(), tgt_t.cpu())
+    assert_close(gpu, as_f64(cpu), 1e-6)
+    expanded = data[:1].expand(B, S, D)
+    gpu = rc.resample_trajectories(expanded, src_t, tgt_t)
+    assert torch.equal(gpu[0], gpu[-1])
+
+
+@requires_cuda
+def test_cuda_runs_on_the_current_torch_stream(rng):
+    B, S, T, D = 64, 500, 250, 32
+    data = torch.randn(B, S, D, device="cuda")
+    src_t = torch.cumsum(torch.rand(B, S, device="cuda", dtype=torch.float64) + 0.01, 1)
+    tgt_t = torch.sort(torch.rand(B, T, device="cuda", dtype=torch.float64) * src_t[:, -1:], 1).values
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        torch.cuda._sleep(50_000_000)  # keep the side stream busy: a default-stream launch would race ahead
+        data.mul_(2.0)
+        out = rc.resample_trajectories(data, src_t, tgt_t)
+    torch.cuda.current_stream().wait_stream(side)
+    want = rc.resample_trajectories(data.cpu(), src_t.cpu(), tgt_t.cpu())
+    assert_close(out, as_f64(want), 1e-5)
+
+
+@requires_cuda
+def test_cuda_reports_bad_timestamps():
+    src_t = torch.tensor([[0.0, 1.0, 2.0, 3.0], [0.0, 1.0, 0.5, 3.0]], device="cuda", dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"src_t\[1, 2\] = 0.5 < src_t\[1, 1\] = 1 \(batch 1, index 2\)"):
+        rc.resample_trajectories(torch.zeros(2, 4, 1, device="cuda"), src_t, src_t[:, :1].contiguous())
+    with pytest.raises(ValueError, match=r"src_lengths\[1\] = 9 is out of range"):
+        rc.resample_trajectories(torch.zeros(2, 4, 1, device="cuda"), src_t.sort(1).values, src_t[:, :1].contiguous(),
+                                 src_lengths=torch.tensor([4, 9], device="cuda"))
+    with pytest.raises(ValueError, match=r"tgt_t must not contain NaN: tgt_t\[0\]"):
+        rc.resample_trajectories(torch.zeros(2, 4, 1, device="cuda"), src_t.sort(1).values,
+                                 torch.tensor([float("nan")], device="cuda", dtype=torch.float64))
+    # The stream stays usable after a reported fault.
+    assert torch.cuda.synchronize() is None
+
+
+@requires_cuda
+def test_cuda_graph_capture_with_validate_false(rng):
+    B, S, T, D = 32, 100, 50, 16
+    data = torch.randn(B, S, D, device="cuda")
+    src_t = torch.cumsum(torch.rand(B, S, device="cuda") + 0.01, 1)
+    tgt_t = torch.sort(torch.rand(B, T, device="cuda") * src_t[:, -1:], 1).values
+    out = torch.empty(B, T, D, device="cuda")
+    rc.resample_trajectories(data, src_t, tgt_t, out=out, validate=False)  # warm up
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        rc.resample_trajectories(data, src_t, tgt_t, out=out, validate=False)
+    with pytest.raises(ValueError, match="pass validate=False inside capture"):
+        with torch.cuda.graph(torch.cuda.CUDAGraph()):
+            rc.resample_trajectories(data, src_t, tgt_t, out=out)
+    data.mul_(3.0)
+    graph.replay()
+    torch.cuda.synchronize()
+    want = rc.resample_trajectories(data.cpu(), src_t.cpu(), tgt_t.cpu())
+    assert_close(out, as_f64(want), 1e-5)
