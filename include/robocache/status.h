@@ -1,8 +1,11 @@
 // Errors as values. The Python binding turns them into ValueError / TypeError / RuntimeError.
 #pragma once
 
-#include <sstream>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
+#include <string_view>
+#include <type_traits>
 #include <utility>
 
 namespace robocache {
@@ -26,12 +29,33 @@ class [[nodiscard]] Status {
 };
 
 namespace detail {
+// Message formatting without iostreams: a library built against one libstdc++'s headers and loaded
+// next to another (seen on the GPU machine) crashed inside std::ostream, while libc's snprintf is safe.
+inline void append(std::string& s, std::string_view v) { s.append(v.data(), v.size()); }
+inline void append(std::string& s, const char* v) { s.append(v); }
+inline void append(std::string& s, const std::string& v) { s.append(v); }
+inline void append(std::string& s, char v) { s.push_back(v); }
+inline void append(std::string& s, bool v) { s.append(v ? "true" : "false"); }
+inline void append(std::string& s, double v) {
+  // The shortest %g form that reads back as the same double: 0.5 -> "0.5", 0.1 -> "0.1".
+  char buf[40];
+  for (int precision = 1; precision <= 17; ++precision) {
+    std::snprintf(buf, sizeof(buf), "%.*g", precision, v);
+    if (std::strtod(buf, nullptr) == v || v != v) break;
+  }
+  s.append(buf);
+}
+inline void append(std::string& s, float v) { append(s, static_cast<double>(v)); }
+template <class T, std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool> && !std::is_same_v<T, char>, int> = 0>
+void append(std::string& s, T v) {
+  s.append(std::to_string(v));
+}
+
 template <class... Args>
 std::string concat(const Args&... args) {
-  std::ostringstream os;
-  os.precision(17);
-  (os << ... << args);
-  return os.str();
+  std::string s;
+  (append(s, args), ...);
+  return s;
 }
 }  // namespace detail
 

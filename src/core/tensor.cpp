@@ -1,5 +1,4 @@
-#include <sstream>
-
+#include "robocache/status.h"
 #include "robocache/tensor.h"
 
 namespace robocache {
@@ -43,11 +42,9 @@ int64_t TensorView::numel() const {
 }
 
 std::string TensorView::shape_str() const {
-  std::ostringstream os;
-  os << '[';
-  for (int i = 0; i < ndim; ++i) os << (i ? ", " : "") << shape[i];
-  os << ']';
-  return os.str();
+  std::string s = "[";
+  for (int i = 0; i < ndim; ++i) s += detail::concat(i ? ", " : "", shape[i]);
+  return s + "]";
 }
 
 TensorView make_view(void* data, DType dtype, Device device, std::initializer_list<int64_t> shape,

@@ -93,11 +93,11 @@ Status resample_trajectories(const TensorView& data, const TensorView& src_t, co
   a.src_t = src_t.data;
   a.tgt_t = tgt_t.data;
 
-  const std::string want = batched ? detail::concat("[", a.B, ", ", a.T, ", ", a.D, "]")
-                                   : detail::concat("[", a.T, ", ", a.D, "]");
-  if (out.ndim != data.ndim || out.size(-3 + !batched) != (batched ? a.B : a.T) || out.size(-2) != a.T ||
-      out.size(-1) != a.D) {
-    return invalid_argument("out must have shape ", want, ", got ", out.shape_str());
+  if (out.ndim != data.ndim || (batched && out.shape[0] != a.B) || out.size(-2) != a.T || out.size(-1) != a.D) {
+    return invalid_argument("out must have shape ",
+                            batched ? detail::concat("[", a.B, ", ", a.T, ", ", a.D, "]")
+                                    : detail::concat("[", a.T, ", ", a.D, "]"),
+                            ", got ", out.shape_str());
   }
   if (out.dtype != data.dtype) {
     return type_error("out dtype (", dtype_name(out.dtype), ") must match data dtype (",
