@@ -22,6 +22,8 @@ compute-sanitizer --tool memcheck --error-exitcode 9 python3 -m pytest -q -x tes
   | tee "$OUT/memcheck.log" | grep -E "ERROR SUMMARY|passed|failed|error" | tail -5
 echo "memcheck exit: ${PIPESTATUS[0]}"
 
+echo "== call overhead"
+python3 bench/profile_call_overhead.py 2>&1 | tee "$OUT/overhead.log"
 echo "== benchmarks"
 for b in bench/bench_*.py; do
   python3 "$b" --gpu --json "$OUT/$(basename "$b" .py).json" 2>&1 | tee "$OUT/$(basename "$b" .py).log"

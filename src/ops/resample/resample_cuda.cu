@@ -38,6 +38,14 @@ __device__ __forceinline__ DT from_acc(Acc<DT> v) {
   }
 }
 
+// a + w * (b - a) rounded step by step, never fused into an FMA, so CUDA gives the CPU's bits.
+__device__ __forceinline__ float lerp_rn(float a, float b, float w) {
+  return __fadd_rn(a, __fmul_rn(w, __fsub_rn(b, a)));
+}
+__device__ __forceinline__ double lerp_rn(double a, double b, double w) {
+  return __dadd_rn(a, __dmul_rn(w, __dsub_rn(b, a)));
+}
+
 struct TargetSlot {
   int64_t i0, i1;  // source samples to blend
   double w;
@@ -82,44 +90,66 @@ __global__ void __launch_bounds__(kThreads) resample_kernel(const ResampleArgs a
     __syncthreads();
 
     const DT* src = data + b * a.data_sb;
-    for (int64_t idx = threadIdx.x; idx < n_t * nvec; idx += blockDim.x) {
-      const int64_t j = idx / nvec;
-      const int64_t d = (idx - j * nvec) * VEC;
-      const TargetSlot s = slots[j];
-      DT* dst = out + b * a.out_sb + (t0 + j) * a.out_st;
-      if constexpr (VEC == 1) {
+    DT* dst_row = out + b * a.out_sb;
+    if constexpr (VEC == 1) {
+      for (int64_t idx = threadIdx.x; idx < n_t * nvec; idx += blockDim.x) {
+        const int64_t j = idx / nvec;
+        const int64_t d = idx - j * nvec;
+        const TargetSlot s = slots[j];
         A v;
         if (s.missing) {
           v = std::numeric_limits<A>::quiet_NaN();
         } else {
           const A va = to_acc(src[s.i0 * a.data_ss + d * a.data_sd]);
           const A vb = to_acc(src[s.i1 * a.data_ss + d * a.data_sd]);
-          v = (s.i0 == s.i1) ? va : va + static_cast<A>(s.w) * (vb - va);
+          v = (s.i0 == s.i1) ? va : lerp_rn(va, vb, static_cast<A>(s.w));
         }
-        dst[d * a.out_sd] = from_acc<DT>(v);
-      } else {
-        union Pack {
-          uint4 raw;
-          DT e[VEC];
-        } pa, pb, po;
-        if (s.missing) {
+        dst_row[(t0 + j) * a.out_st + d * a.out_sd] = from_acc<DT>(v);
+      }
+    } else {
+      // kUnroll vectors per thread per step, all loads issued before the first store: more bytes in flight.
+      constexpr int kUnroll = 4;
+      union Pack {
+        uint4 raw;
+        DT e[VEC];
+      };
+      const int64_t n_items = n_t * nvec;
+      for (int64_t base = threadIdx.x; base < n_items; base += int64_t{blockDim.x} * kUnroll) {
+        Pack pa[kUnroll], pb[kUnroll];
+        TargetSlot sl[kUnroll];
+        int64_t j[kUnroll], d[kUnroll];
 #pragma unroll
-          for (int k = 0; k < VEC; ++k) po.e[k] = from_acc<DT>(std::numeric_limits<A>::quiet_NaN());
-        } else {
-          pa.raw = __ldg(reinterpret_cast<const uint4*>(src + s.i0 * a.data_ss + d));
-          if (s.i0 == s.i1) {
-            po.raw = pa.raw;  // bit-exact copy
-          } else {
-            pb.raw = __ldg(reinterpret_cast<const uint4*>(src + s.i1 * a.data_ss + d));
-            const A w = static_cast<A>(s.w);
-#pragma unroll
-            for (int k = 0; k < VEC; ++k) {
-              const A va = to_acc(pa.e[k]);
-              po.e[k] = from_acc<DT>(va + w * (to_acc(pb.e[k]) - va));
+        for (int u = 0; u < kUnroll; ++u) {
+          const int64_t idx = base + int64_t{u} * blockDim.x;
+          j[u] = -1;
+          if (idx < n_items) {
+            j[u] = idx / nvec;
+            d[u] = (idx - j[u] * nvec) * VEC;
+            sl[u] = slots[j[u]];
+            if (!sl[u].missing) {
+              pa[u].raw = __ldg(reinterpret_cast<const uint4*>(src + sl[u].i0 * a.data_ss + d[u]));
+              pb[u].raw = sl[u].i0 == sl[u].i1
+                              ? pa[u].raw
+                              : __ldg(reinterpret_cast<const uint4*>(src + sl[u].i1 * a.data_ss + d[u]));
             }
           }
         }
-        *reinterpret_cast<uint4*>(dst + d) = po.raw;
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) {
+          if (j[u] < 0) continue;
+          Pack po;
+          if (sl[u].missing) {
+#pragma unroll
+            for (int k = 0; k < VEC; ++k) po.e[k] = from_acc<DT>(std::numeric_limits<A>::quiet_NaN());
+          } else if (sl[u].i0 == sl[u].i1) {
+            po.raw = pa[u].raw;  // bit-exact copy
+          } else {
+            const A w = static_cast<A>(sl[u].w);
+#pragma unroll
+            for (int k = 0; k < VEC; ++k) po.e[k] = from_acc<DT>(lerp_rn(to_acc(pa[u].e[k]), to_acc(pb[u].e[k]), w));
+          }
+          *reinterpret_cast<uint4*>(dst_row + (t0 + j[u]) * a.out_st + d[u]) = po.raw;
+        }
       }
     }
     __syncthreads();
@@ -131,7 +161,14 @@ struct FaultKeys {
   unsigned long long length;  // b
   unsigned long long src;     // (b * S + i) * 2 + (1 if decreasing else 0 for NaN)
   unsigned long long tgt;     // b * T + t
-  unsigned long long unused;
+};
+
+// Device-side state of the check: the running keys and a count of finished blocks. The last block to
+// finish publishes the keys to pinned host memory and resets the state for the next call, so a call
+// costs one launch: no memset and no copy.
+struct FaultState {
+  FaultKeys keys;
+  unsigned int blocks_done;
 };
 
 template <class TT>
@@ -144,9 +181,10 @@ __device__ __forceinline__ bool device_is_nan(TT v) {
 }
 
 template <class TT>
-__global__ void validate_kernel(const ResampleArgs a, FaultKeys* keys) {
+__global__ void validate_kernel(const ResampleArgs a, FaultState* state, FaultKeys* host) {
   const auto* src_t = static_cast<const TT*>(a.src_t);
   const auto* tgt_t = static_cast<const TT*>(a.tgt_t);
+  FaultKeys* keys = &state->keys;
   const int64_t src_rows = a.st_sb == 0 ? 1 : a.B;
   const int64_t tgt_rows = a.tt_sb == 0 ? 1 : a.B;
   const int64_t n_src = src_rows * a.S;
@@ -185,14 +223,28 @@ __global__ void validate_kernel(const ResampleArgs a, FaultKeys* keys) {
       }
     }
   }
+  // The last block to finish publishes and resets.
+  __threadfence();
+  __syncthreads();
+  __shared__ bool last;
+  if (threadIdx.x == 0) last = atomicAdd(&state->blocks_done, 1u) == gridDim.x - 1;
+  __syncthreads();
+  if (last && threadIdx.x == 0) {
+    __threadfence();
+    constexpr unsigned long long none = ~0ull;
+    host->length = atomicExch(&keys->length, none);
+    host->src = atomicExch(&keys->src, none);
+    host->tgt = atomicExch(&keys->tgt, none);
+    state->blocks_done = 0;
+    __threadfence_system();
+  }
 }
 
-// Per host thread and device: the fault keys, a pinned copy of them, and an event. A call waits on its
-// own event before returning, so nothing here is shared between calls in flight.
+// Per host thread and device: the check state, its pinned (mapped) result, and an event. A call waits
+// for its check before returning, so no two checks of one thread overlap.
 struct CheckScratch {
-  int device = -1;
-  FaultKeys* keys = nullptr;
-  FaultKeys* host = nullptr;
+  FaultState* state = nullptr;
+  FaultKeys* host = nullptr;  // cudaHostAllocMapped: the kernel writes it directly
   cudaEvent_t done = nullptr;
 };
 
@@ -200,11 +252,13 @@ Status get_scratch(int device, CheckScratch** out) {
   static thread_local CheckScratch scratch[64];
   if (device < 0 || device >= 64) return invalid_argument("CUDA device index ", device, " is out of range");
   CheckScratch& s = scratch[device];
-  if (s.keys == nullptr) {
-    ROBOCACHE_CUDA_CHECK(cudaMalloc(&s.keys, sizeof(FaultKeys)));
-    ROBOCACHE_CUDA_CHECK(cudaMallocHost(&s.host, sizeof(FaultKeys)));
+  if (s.state == nullptr) {
+    ROBOCACHE_CUDA_CHECK(cudaMalloc(&s.state, sizeof(FaultState)));
+    ROBOCACHE_CUDA_CHECK(cudaMemset(&s.state->keys, 0xff, sizeof(FaultKeys)));
+    ROBOCACHE_CUDA_CHECK(cudaMemset(&s.state->blocks_done, 0, sizeof(unsigned int)));
+    ROBOCACHE_CUDA_CHECK(cudaHostAlloc(&s.host, sizeof(FaultKeys), cudaHostAllocMapped));
     ROBOCACHE_CUDA_CHECK(cudaEventCreateWithFlags(&s.done, cudaEventDisableTiming));
-    s.device = device;
+    ROBOCACHE_CUDA_CHECK(cudaDeviceSynchronize());  // the memsets above ran on the legacy stream
   }
   *out = &s;
   return Status::ok();
@@ -257,7 +311,9 @@ Status launch(const ResampleArgs& a, cudaStream_t stream) {
   const int64_t nvec = vec_ok ? a.D / kVec : a.D;
   // About eight vectors per thread per tile: enough bytes in flight to hide the search latency.
   const int64_t want = (8 * kThreads + nvec - 1) / std::max<int64_t>(nvec, 1);
-  const int tile = static_cast<int>(std::min<int64_t>(std::max<int64_t>(want, 1), std::min<int64_t>(kMaxTile, a.T)));
+  int tile = static_cast<int>(std::min<int64_t>(std::max<int64_t>(want, 1), std::min<int64_t>(kMaxTile, a.T)));
+  // Smaller tiles when that is what it takes to give every multiprocessor several blocks.
+  while (tile > 16 && a.B * ((a.T + tile - 1) / tile) < 1024) tile /= 2;
   const int64_t tiles_per_row = (a.T + tile - 1) / tile;
   const int64_t blocks = std::min<int64_t>(a.B * tiles_per_row, int64_t{1} << 30);
   if (vec_ok) {
@@ -294,12 +350,10 @@ Status run(const ResampleArgs& a, int device, cudaStream_t stream, bool check) {
   }
   CheckScratch* s = nullptr;
   ROBOCACHE_RETURN_IF_ERROR(get_scratch(device, &s));
-  ROBOCACHE_CUDA_CHECK(cudaMemsetAsync(s->keys, 0xff, sizeof(FaultKeys), stream));
   const int64_t work = a.B + (a.st_sb == 0 ? 1 : a.B) * a.S + (a.tt_sb == 0 ? 1 : a.B) * a.T;
   const auto blocks = static_cast<unsigned>(std::min<int64_t>((work + kThreads - 1) / kThreads, 4096));
-  validate_kernel<TT><<<blocks, kThreads, 0, stream>>>(a, s->keys);
+  validate_kernel<TT><<<blocks, kThreads, 0, stream>>>(a, s->state, s->host);
   ROBOCACHE_CUDA_CHECK(cudaGetLastError());
-  ROBOCACHE_CUDA_CHECK(cudaMemcpyAsync(s->host, s->keys, sizeof(FaultKeys), cudaMemcpyDeviceToHost, stream));
   ROBOCACHE_CUDA_CHECK(cudaEventRecord(s->done, stream));
   // The main kernel is queued before the host waits, so only the check's latency is exposed. It is
   // memory-safe on bad input (lengths are clamped in-kernel); on a fault its output is discarded.
