@@ -107,49 +107,34 @@ __global__ void __launch_bounds__(kThreads) resample_kernel(const ResampleArgs a
         dst_row[(t0 + j) * a.out_st + d * a.out_sd] = from_acc<DT>(v);
       }
     } else {
-      // kUnroll vectors per thread per step, all loads issued before the first store: more bytes in flight.
-      constexpr int kUnroll = 4;
+      // One 16-byte vector per step. (A 4-way unrolled variant that issued all loads first ran slower,
+      // 418 vs 277 us at B1024 S2048 T1024 D64 f32 on an H100: registers cost occupancy.)
       union Pack {
         uint4 raw;
         DT e[VEC];
       };
-      const int64_t n_items = n_t * nvec;
-      for (int64_t base = threadIdx.x; base < n_items; base += int64_t{blockDim.x} * kUnroll) {
-        Pack pa[kUnroll], pb[kUnroll];
-        TargetSlot sl[kUnroll];
-        int64_t j[kUnroll], d[kUnroll];
+      for (int64_t idx = threadIdx.x; idx < n_t * nvec; idx += blockDim.x) {
+        const int64_t j = idx / nvec;
+        const int64_t d = (idx - j * nvec) * VEC;
+        const TargetSlot sl = slots[j];
+        Pack po;
+        if (sl.missing) {
 #pragma unroll
-        for (int u = 0; u < kUnroll; ++u) {
-          const int64_t idx = base + int64_t{u} * blockDim.x;
-          j[u] = -1;
-          if (idx < n_items) {
-            j[u] = idx / nvec;
-            d[u] = (idx - j[u] * nvec) * VEC;
-            sl[u] = slots[j[u]];
-            if (!sl[u].missing) {
-              pa[u].raw = __ldg(reinterpret_cast<const uint4*>(src + sl[u].i0 * a.data_ss + d[u]));
-              pb[u].raw = sl[u].i0 == sl[u].i1
-                              ? pa[u].raw
-                              : __ldg(reinterpret_cast<const uint4*>(src + sl[u].i1 * a.data_ss + d[u]));
-            }
-          }
-        }
-#pragma unroll
-        for (int u = 0; u < kUnroll; ++u) {
-          if (j[u] < 0) continue;
-          Pack po;
-          if (sl[u].missing) {
-#pragma unroll
-            for (int k = 0; k < VEC; ++k) po.e[k] = from_acc<DT>(std::numeric_limits<A>::quiet_NaN());
-          } else if (sl[u].i0 == sl[u].i1) {
-            po.raw = pa[u].raw;  // bit-exact copy
+          for (int k = 0; k < VEC; ++k) po.e[k] = from_acc<DT>(std::numeric_limits<A>::quiet_NaN());
+        } else {
+          Pack pa;
+          pa.raw = __ldg(reinterpret_cast<const uint4*>(src + sl.i0 * a.data_ss + d));
+          if (sl.i0 == sl.i1) {
+            po.raw = pa.raw;  // bit-exact copy
           } else {
-            const A w = static_cast<A>(sl[u].w);
+            Pack pb;
+            pb.raw = __ldg(reinterpret_cast<const uint4*>(src + sl.i1 * a.data_ss + d));
+            const A w = static_cast<A>(sl.w);
 #pragma unroll
-            for (int k = 0; k < VEC; ++k) po.e[k] = from_acc<DT>(lerp_rn(to_acc(pa[u].e[k]), to_acc(pb[u].e[k]), w));
+            for (int k = 0; k < VEC; ++k) po.e[k] = from_acc<DT>(lerp_rn(to_acc(pa.e[k]), to_acc(pb.e[k]), w));
           }
-          *reinterpret_cast<uint4*>(dst_row + (t0 + j[u]) * a.out_st + d[u]) = po.raw;
         }
+        *reinterpret_cast<uint4*>(dst_row + (t0 + j) * a.out_st + d) = po.raw;
       }
     }
     __syncthreads();
