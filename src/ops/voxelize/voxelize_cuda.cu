@@ -58,15 +58,15 @@ __device__ __forceinline__ int64_t device_cloud_length(const DenseVoxelArgs& a, 
 __device__ __forceinline__ void atomic_max(float* addr, float v) {
   // Non-negative floats order like signed ints, negative ones reversed like unsigned ints; the grid
   // starts at -inf, which both orders place below every other value.
-  if (v >= 0.0f) {
-    atomicMax(reinterpret_cast<int*>(addr), __float_as_int(v));
+  if (v >= 0.0f) {  // -0.0 counts as +0.0 here, or its sign bit would make it lose to -inf
+    atomicMax(reinterpret_cast<int*>(addr), __float_as_int(v == 0.0f ? 0.0f : v));
   } else {
     atomicMin(reinterpret_cast<unsigned int*>(addr), __float_as_uint(v));
   }
 }
 __device__ __forceinline__ void atomic_max(double* addr, double v) {
   if (v >= 0.0) {
-    atomicMax(reinterpret_cast<long long*>(addr), __double_as_longlong(v));
+    atomicMax(reinterpret_cast<long long*>(addr), __double_as_longlong(v == 0.0 ? 0.0 : v));
   } else {
     atomicMin(reinterpret_cast<unsigned long long*>(addr), static_cast<unsigned long long>(__double_as_longlong(v)));
   }
@@ -95,7 +95,7 @@ __global__ void __launch_bounds__(kThreads)
   int64_t b = -1, g = -1;  // cloud, and voxel in the batched grid (-1: none)
   bool dropped = false;
   if (i < total) {
-    b = i / a.N;
+    b = a.B == 1 ? 0 : i / a.N;  // skip the 64-bit division for a single cloud
     const int64_t n = i - b * a.N;
     if (n < device_cloud_length(a, b)) {
       const PT* p = static_cast<const PT*>(a.points) + b * a.p_sb + n * a.p_sn;
@@ -150,17 +150,26 @@ __global__ void fill_kernel(FT* __restrict__ out, int64_t n, FT value) {
   }
 }
 
-// Mean: divide by the count. Max: an empty voxel (still -inf) becomes 0.
-template <class FT>
+// One thread per voxel. Mean: divide by the count (only occupied voxels are touched). Max: an empty voxel
+// (still -inf) becomes 0.
+template <class FT, bool VEC4>
 __global__ void dense_finish_kernel(FT* __restrict__ out, const int32_t* __restrict__ count, int64_t cells,
                                     int64_t C, bool mean) {
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < cells * C;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int32_t n = count[i / C];
-    if (mean) {
-      if (n > 1) out[i] /= static_cast<FT>(n);
-    } else if (n == 0) {
-      out[i] = FT(0);
+  for (int64_t v = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; v < cells;
+       v += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int32_t n = count[v];
+    if (mean ? n <= 1 : n != 0) continue;
+    if constexpr (VEC4) {
+      float4* o = reinterpret_cast<float4*>(out) + v;
+      float4 x = *o;
+      if (mean) {
+        x.x /= static_cast<float>(n), x.y /= static_cast<float>(n), x.z /= static_cast<float>(n), x.w /= static_cast<float>(n);
+      } else {
+        x = make_float4(0.f, 0.f, 0.f, 0.f);
+      }
+      *o = x;
+    } else {
+      for (int64_t c = 0; c < C; ++c) out[v * C + c] = mean ? out[v * C + c] / static_cast<FT>(n) : FT(0);
     }
   }
 }
@@ -205,8 +214,19 @@ Status dense_launch(const DenseVoxelArgs& a, cudaStream_t stream) {
     ROBOCACHE_CUDA_CHECK(cudaGetLastError());
   }
   if (has_features && a.mode != VoxelMode::Sum) {
-    dense_finish_kernel<FT><<<grid_stride_blocks(cells * a.C), kThreads, 0, stream>>>(
-        static_cast<FT*>(a.out), count, cells, a.C, a.mode == VoxelMode::Mean);
+    const bool mean = a.mode == VoxelMode::Mean;
+    bool vec4 = false;
+    if constexpr (std::is_same_v<FT, float>) {
+      vec4 = a.C == 4 && reinterpret_cast<uintptr_t>(a.out) % 16 == 0;
+      if (vec4) {
+        dense_finish_kernel<float, true><<<grid_stride_blocks(cells), kThreads, 0, stream>>>(
+            static_cast<float*>(a.out), count, cells, a.C, mean);
+      }
+    }
+    if (!vec4) {
+      dense_finish_kernel<FT, false><<<grid_stride_blocks(cells), kThreads, 0, stream>>>(
+          static_cast<FT*>(a.out), count, cells, a.C, mean);
+    }
     ROBOCACHE_CUDA_CHECK(cudaGetLastError());
   }
   return Status::ok();
