@@ -68,6 +68,18 @@ def _empty(shape: tuple, like: Any, lib: str, dtype: Optional[str] = None) -> An
         return cupy.empty(shape, dtype=like.dtype if dtype is None else np.dtype(dtype))
 
 
+def _check_backend(x: Any, lib: str, backend: Optional[str]) -> None:
+    """`backend` must name the device the input is on: RoboCache never copies between devices."""
+    if backend is None or backend == "auto":
+        return
+    if backend not in ("cpu", "cuda"):
+        raise ValueError(f"backend must be 'cpu', 'cuda' or None, got {backend!r}")
+    on_cuda = lib == "cupy" or (lib == "torch" and x.device.type == "cuda")
+    if on_cuda != (backend == "cuda"):
+        where = str(x.device) if lib != "numpy" else "cpu"
+        raise ValueError(f"backend={backend!r} but points is on {where}; move it explicitly (RoboCache never copies between devices)")
+
+
 def _itemsize(x: Any) -> int:
     return x.element_size() if hasattr(x, "element_size") else x.dtype.itemsize
 
@@ -83,6 +95,7 @@ def voxelize_point_cloud(
     lengths: Optional[Any] = None,
     return_dropped: bool = False,
     return_count: bool = False,
+    backend: Optional[str] = None,
 ):
     """Scatter points into a dense voxel grid indexed ``grid[x, y, z]``.
 
@@ -105,6 +118,8 @@ def voxelize_point_cloud(
             or inf coordinate or fell outside the grid.
         return_count: also return the int32 ``[B?, X, Y, Z]`` points per voxel (computed in the same pass;
             for ``sum`` / ``mean`` / ``max``).
+        backend: None (the input's device), ``"cpu"`` or ``"cuda"``; a backend that does not match the
+            input's device is an error, never a copy.
 
     Returns:
         The grid ``[B?, X, Y, Z]`` (``[B?, X, Y, Z, C]`` with features), then the count and the dropped
@@ -112,6 +127,7 @@ def voxelize_point_cloud(
         and mean agree within float rounding (CUDA adds in a different order).
     """
     lib = library_of(points)
+    _check_backend(points, lib, backend)
     if mode not in _MODES:
         raise ValueError(f"mode must be one of {', '.join(repr(m) for m in _MODES)}, got {mode!r}")
     vs = _positive_sizes(voxel_size)
@@ -167,6 +183,7 @@ def voxel_downsample(
     features: Optional[Any] = None,
     *,
     origin: Optional[Sequence[float]] = None,
+    backend: Optional[str] = None,
 ):
     """One point per occupied voxel, at the centroid of its points (float64 mean), like Open3D's
     ``voxel_down_sample`` and PCL's ``VoxelGrid``.
@@ -189,6 +206,7 @@ def voxel_downsample(
         buffers sized for N rows. On CUDA the call waits for the stream (M is needed on the host).
     """
     lib = library_of(points)
+    _check_backend(points, lib, backend)
     vs = _positive_sizes(voxel_size)
     org = None if origin is None else _triple(origin, "origin", float)
     if points.ndim != 2 or points.shape[-1] != 3:
@@ -213,6 +231,7 @@ def hard_voxelize(
     max_voxels: int,
     *,
     coord_order: str = "zyx",
+    backend: Optional[str] = None,
 ):
     """Hard voxelization for detectors (PointPillars, SECOND), with mmcv ``Voxelization`` semantics.
 
@@ -232,6 +251,7 @@ def hard_voxelize(
         the host).
     """
     lib = library_of(points)
+    _check_backend(points, lib, backend)
     if coord_order not in ("zyx", "xyz"):
         raise ValueError(f"coord_order must be 'zyx' (mmcv) or 'xyz', got {coord_order!r}")
     vs = _positive_sizes(voxel_size)

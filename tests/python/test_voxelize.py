@@ -255,6 +255,15 @@ def test_dense_errors_name_the_argument_and_value():
         rc.voxelize_point_cloud(p, np.zeros((9, 2), np.float32), mode="sum", **kw)
 
 
+def test_backend_must_match_the_device():
+    p = np.zeros((10, 3), np.float32)
+    with pytest.raises(ValueError, match="backend='cuda' but points is on cpu"):
+        rc.voxelize_point_cloud(p, voxel_size=1, origin=(0, 0, 0), grid_size=2, backend="cuda")
+    with pytest.raises(ValueError, match="backend must be 'cpu', 'cuda' or None, got 'gpu'"):
+        rc.voxel_downsample(p, 0.1, backend="gpu")
+    assert rc.hard_voxelize(p, 0.5, [0, 0, 0, 1, 1, 1], 2, 4, backend="cpu")[2].tolist() == [2]
+
+
 def test_dense_impossible_grid_is_a_clear_error():
     p = np.zeros((10, 3), np.float32)
     with pytest.raises(ValueError, match=r"dense grid of shape \[1048576, 1048576, 1048576\]"):
@@ -312,6 +321,17 @@ def test_downsample_same_as_open3d_up_to_order():
     got = rc.voxel_downsample(p, 0.2)
     assert got.shape == want.shape
     order = lambda a: a[np.lexsort(a.T[::-1])]
+    np.testing.assert_allclose(order(got), order(want), rtol=0, atol=1e-9)
+
+
+@needs_data
+def test_downsample_real_cloud_same_as_open3d():
+    o3d = pytest.importorskip("open3d")
+    p = rc.load_point_cloud(DATA / "car6.pcd").xyz.astype(np.float64)
+    want = np.asarray(o3d.geometry.PointCloud(o3d.utility.Vector3dVector(p)).voxel_down_sample(0.1).points)
+    got = rc.voxel_downsample(p, 0.1)
+    order = lambda a: a[np.lexsort(a.T[::-1])]
+    assert got.shape == want.shape
     np.testing.assert_allclose(order(got), order(want), rtol=0, atol=1e-9)
 
 
