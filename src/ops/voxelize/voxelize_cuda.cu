@@ -72,31 +72,44 @@ __device__ __forceinline__ void atomic_max(double* addr, double v) {
   }
 }
 
-template <class FT>
-__device__ __forceinline__ void add_features(FT* o, const FT* f, int64_t C, int64_t f_sc, bool vec4) {
+__device__ __forceinline__ void atomic_add4(float* o, float4 v) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  if constexpr (std::is_same_v<FT, float>) {
-    if (vec4) {  // C == 4, 16-byte aligned rows: one vector atomic instead of four
-      atomicAdd(reinterpret_cast<float4*>(o), make_float4(f[0], f[f_sc], f[2 * f_sc], f[3 * f_sc]));
-      return;
-    }
-  }
+  atomicAdd(reinterpret_cast<float4*>(o), v);  // one vector atomic instead of four (Hopper and newer)
+#else
+  atomicAdd(o, v.x), atomicAdd(o + 1, v.y), atomicAdd(o + 2, v.z), atomicAdd(o + 3, v.w);
 #endif
-  (void)vec4;
-  for (int64_t c = 0; c < C; ++c) atomicAdd(o + c, f[c * f_sc]);
 }
 
-// One thread per point slot of [B, N]; every thread of a warp reaches the warp votes.
+template <class T>
+__device__ __forceinline__ T combine(T x, T y, bool is_max) {
+  return is_max ? (y > x ? y : x) : x + y;
+}
+
+// Inclusive scan of v over the run of lanes [start, lane] (lanes holding the same voxel, contiguous).
+// Every lane of the warp calls it.
+template <class T>
+__device__ __forceinline__ T run_scan(T v, int lane, int start, bool is_max) {
+#pragma unroll
+  for (int off = 1; off < 32; off <<= 1) {
+    const T up = __shfl_up_sync(0xffffffffu, v, off);
+    if (lane - off >= start) v = combine(v, up, is_max);
+  }
+  return v;
+}
+
+// One thread per point slot of [B, N]. Neighbouring points of an ordered scan often share a voxel, so
+// each warp first reduces runs of lanes with the same voxel (shuffles), and only the last lane of a run
+// writes to memory: one atomic per run instead of one per point. Every lane reaches every shuffle.
 template <class PT, class FT>
 __global__ void __launch_bounds__(kThreads)
     dense_scatter_kernel(const DenseVoxelArgs a, int32_t* __restrict__ count, bool vec4) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
   const int64_t total = a.B * a.N;
-  int64_t b = -1, g = -1;  // cloud, and voxel in the batched grid (-1: none)
+  int64_t b = -1, n = 0, g = -1;  // cloud, point, and voxel in the batched grid (-1: none)
   bool dropped = false;
   if (i < total) {
     b = a.B == 1 ? 0 : i / a.N;  // skip the 64-bit division for a single cloud
-    const int64_t n = i - b * a.N;
+    n = i - b * a.N;
     if (n < device_cloud_length(a, b)) {
       const PT* p = static_cast<const PT*>(a.points) + b * a.p_sb + n * a.p_sn;
       const int64_t k = voxel_key(static_cast<double>(p[0]), static_cast<double>(p[a.p_sd]),
@@ -108,37 +121,56 @@ __global__ void __launch_bounds__(kThreads)
       }
     }
   }
-  const unsigned lane = threadIdx.x & 31u;
+  const unsigned full = 0xffffffffu;
+  const int lane = static_cast<int>(threadIdx.x & 31u);
   if (a.dropped != nullptr) {
     // One atomic per cloud per warp for the dropped count.
-    const unsigned drop_mask = __ballot_sync(0xffffffffu, dropped);
-    const unsigned peers = __match_any_sync(0xffffffffu, static_cast<unsigned long long>(b)) & drop_mask;
-    if (dropped && lane == static_cast<unsigned>(__ffs(peers) - 1)) {
+    const unsigned drop_mask = __ballot_sync(full, dropped);
+    const unsigned peers = __match_any_sync(full, static_cast<unsigned long long>(b)) & drop_mask;
+    if (dropped && lane == __ffs(peers) - 1) {
       atomicAdd(reinterpret_cast<unsigned long long*>(a.dropped + b * a.dropped_s),
                 static_cast<unsigned long long>(__popc(peers)));
     }
   }
-  // Points of a warp in the same voxel (common in ordered LiDAR scans) add their count once.
-  const unsigned same = __match_any_sync(0xffffffffu, static_cast<unsigned long long>(g));
-  const bool leader = lane == static_cast<unsigned>(__ffs(same) - 1);
-  if (g < 0) return;
+  // Runs of lanes with the same voxel: `start` is the run's first lane, `last` marks its last.
+  const long long g_prev = __shfl_up_sync(full, static_cast<long long>(g), 1);
+  const long long g_next = __shfl_down_sync(full, static_cast<long long>(g), 1);
+  const unsigned heads = __ballot_sync(full, lane == 0 || g_prev != g);
+  const int start = 31 - __clz(heads & (full >> (31 - lane)));
+  const bool last = g >= 0 && (lane == 31 || g_next != g);
   switch (a.mode) {
     case VoxelMode::Occupancy:
-      if (leader) static_cast<uint8_t*>(a.out)[g] = 1;
+      if (last) static_cast<uint8_t*>(a.out)[g] = 1;
       return;
     case VoxelMode::Count:
-      if (leader) atomicAdd(static_cast<int32_t*>(a.out) + g, __popc(same));
+      if (last) atomicAdd(static_cast<int32_t*>(a.out) + g, lane - start + 1);
       return;
     default: break;
   }
-  if (count != nullptr && leader) atomicAdd(count + g, __popc(same));
-  const int64_t n = i - b * a.N;
-  const FT* f = static_cast<const FT*>(a.features) + b * a.f_sb + n * a.f_sn;
+  if (count != nullptr && last) atomicAdd(count + g, lane - start + 1);
+  const bool is_max = a.mode == VoxelMode::Max;
+  const FT* f = static_cast<const FT*>(a.features) + b * a.f_sb + n * a.f_sn;  // read only where g >= 0
   FT* o = static_cast<FT*>(a.out) + g * a.C;
-  if (a.mode == VoxelMode::Max) {
-    for (int64_t c = 0; c < a.C; ++c) atomic_max(o + c, f[c * a.f_sc]);
-  } else {
-    add_features(o, f, a.C, a.f_sc, vec4);
+  if constexpr (std::is_same_v<FT, float>) {
+    if (vec4) {  // C == 4, 16-byte aligned rows, sum or mean
+      float4 v = g >= 0 ? make_float4(f[0], f[a.f_sc], f[2 * a.f_sc], f[3 * a.f_sc]) : make_float4(0.f, 0.f, 0.f, 0.f);
+      v.x = run_scan(v.x, lane, start, false);
+      v.y = run_scan(v.y, lane, start, false);
+      v.z = run_scan(v.z, lane, start, false);
+      v.w = run_scan(v.w, lane, start, false);
+      if (last) atomic_add4(o, v);
+      return;
+    }
+  }
+  for (int64_t c = 0; c < a.C; ++c) {
+    const FT v = run_scan(g >= 0 ? f[c * a.f_sc] : FT(0), lane, start, is_max);
+    if (last) {
+      if (is_max) {
+        atomic_max(o + c, v);
+      } else {
+        atomicAdd(o + c, v);
+      }
+    }
   }
 }
 
