@@ -350,6 +350,18 @@ def test_hard_voxelize_matches_mmcv_loop(xyz, max_points, max_voxels):
         np.testing.assert_array_equal(g, w)
 
 
+def test_hard_voxelize_fine_grid_beyond_2_31_voxels():
+    rng = np.random.default_rng(8)
+    p = rng.uniform(0, 10, (3000, 4)).astype(np.float32)
+    p[2000:] = p[:1000] + np.float32(1e-5)  # most of these share a 1 mm voxel with an earlier point
+    args = (1e-3, [0, 0, 0, 10, 10, 10], 4, 5000)  # 10^4 voxels per axis: 10^12 in all
+    for g, w in zip(rc.hard_voxelize(p, *args), ref_hard(p, *args)):
+        np.testing.assert_array_equal(g, w)
+    if HAS_CUDA:
+        for g, w in zip(rc.hard_voxelize(_cuda(p), *args), ref_hard(p, *args)):
+            np.testing.assert_array_equal(g.cpu().numpy(), w)
+
+
 def test_hard_voxelize_errors():
     p = np.zeros((4, 4), np.float32)
     with pytest.raises(ValueError, match="coord_order"):
