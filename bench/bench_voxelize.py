@@ -128,7 +128,7 @@ def torch_hard_voxelize(p, vs, rng, max_points, max_voxels):
 
     lo = torch.tensor(rng[:3], device=p.device)
     grid = torch.round((torch.tensor(rng[3:]) - torch.tensor(rng[:3])) / torch.tensor(vs)).long().to(p.device)
-    c = torch.floor((p[:, :3] - lo) / vs).long()
+    c = torch.floor((p[:, :3] - lo) / torch.tensor(vs, device=p.device)).long()
     keep = ((c >= 0) & (c < grid)).all(dim=1)
     idx = torch.nonzero(keep).squeeze(1)
     c = c[idx]
