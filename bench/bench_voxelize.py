@@ -31,8 +31,8 @@ PP_RANGE = [0, -39.68, -3, 69.12, 39.68, 1]
 
 
 def default_data() -> Path:
-    for p in (REPO / ".devdata" / "pointclouds", REPO / ".." / "shared" / "data" / "pointclouds"):
-        if p.is_dir():
+    for p in (REPO / ".devdata" / "pointclouds", REPO / ".devdata", REPO / ".." / "shared" / "data" / "pointclouds"):
+        if (p / "kitti_000008.bin").is_file():
             return p
     return REPO / ".devdata" / "pointclouds"
 

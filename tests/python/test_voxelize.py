@@ -17,8 +17,11 @@ import robocache as rc
 DATA = Path(__file__).parents[2] / ".." / "shared" / "data" / "pointclouds"
 if "ROBOCACHE_POINTCLOUDS" in os.environ:
     DATA = Path(os.environ["ROBOCACHE_POINTCLOUDS"])
-elif not DATA.is_dir() and (Path(__file__).parents[2] / ".devdata" / "pointclouds").is_dir():
-    DATA = Path(__file__).parents[2] / ".devdata" / "pointclouds"
+elif not DATA.is_dir():  # the GPU machine has no ../shared: the files are copied into .devdata/
+    for _cand in (Path(__file__).parents[2] / ".devdata" / "pointclouds", Path(__file__).parents[2] / ".devdata"):
+        if (_cand / "kitti_000008.bin").is_file():
+            DATA = _cand
+            break
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"sample point clouds not found at {DATA}")
 
 try:
