@@ -615,3 +615,21 @@ def test_cuda_empty_inputs():
     assert int(g.sum()) == 0
     assert rc.voxel_downsample(e, 0.1).shape == (0, 3)
     assert rc.hard_voxelize(torch.zeros((0, 4), device="cuda"), 0.1, [0, 0, 0, 1, 1, 1], 5, 10)[0].shape == (0, 5, 4)
+
+
+@needs_cuda
+def test_cuda_strided_inputs_equal_cpu():
+    p, grid, vs, origin = boundary_cloud(30001, seed=71)
+    cloud = np.concatenate([p, np.random.default_rng(9).normal(size=(len(p), 5)).astype(np.float32)], axis=1)
+    g = _cuda(cloud)
+    pts_gpu, feats_gpu = g[:, :3], g[:, 4:]  # row stride 8, features start at column 4
+    pts_cpu, feats_cpu = cloud[:, :3], cloud[:, 4:]
+    kw = dict(voxel_size=vs, origin=origin, grid_size=grid, mode="mean")
+    np.testing.assert_allclose(
+        rc.voxelize_point_cloud(pts_gpu, feats_gpu, **kw).cpu().numpy(),
+        rc.voxelize_point_cloud(pts_cpu, feats_cpu, **kw), rtol=1e-5, atol=1e-4,
+    )
+    for a, b in zip(rc.voxel_downsample(pts_gpu, 0.1, feats_gpu), rc.voxel_downsample(pts_cpu, 0.1, feats_cpu)):
+        np.testing.assert_array_equal(a.cpu().numpy(), b)
+    for a, b in zip(rc.hard_voxelize(g[:, ::2], vs, list(origin) + [3, 3, 3], 4, 500), rc.hard_voxelize(cloud[:, ::2], vs, list(origin) + [3, 3, 3], 4, 500)):
+        np.testing.assert_array_equal(a.cpu().numpy(), b)
