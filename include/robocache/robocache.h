@@ -2,5 +2,7 @@
 
 #include "robocache/build_info.h"
 #include "robocache/ops.h"
+#include "robocache/pointcloud_io.h"
 #include "robocache/status.h"
 #include "robocache/tensor.h"
+#include "robocache/voxelize.h"

@@ -6,10 +6,19 @@ arrays without copies. See ``robocache.build_info()`` for how this copy was buil
 
 from . import _C
 from .ops import resample_trajectories
+from .pointclouds import PointCloud, load_point_cloud
+from .voxel import hard_voxelize, voxel_downsample, voxelize_point_cloud
 
 __version__ = _C.build_info()["version"]
 
-__all__ = ["resample_trajectories", "build_info", "set_num_threads", "get_num_threads", "__version__"]
+__all__ = [
+    "resample_trajectories",
+    "voxelize_point_cloud",
+    "voxel_downsample",
+    "hard_voxelize",
+    "load_point_cloud",
+    "PointCloud",
+    "build_info", "set_num_threads", "get_num_threads", "__version__"]
 
 
 def build_info() -> dict:
