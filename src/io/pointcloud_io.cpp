@@ -2,8 +2,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <sstream>
+#include <cctype>
+#include <cstdio>
 
 #include "io/lzf.h"
 #include "robocache/pointcloud_io.h"
@@ -12,12 +12,16 @@ namespace robocache {
 namespace {
 
 Status read_file(const std::string& path, std::string* bytes) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return io_error(path, ": cannot open file: ", std::strerror(errno));
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  if (f.bad()) return io_error(path, ": read error");
-  *bytes = ss.str();
+  // C stdio, not iostreams: see the note in robocache/status.h.
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return io_error(path, ": cannot open file: ", std::strerror(errno));
+  bytes->clear();
+  char buf[1 << 16];
+  size_t got = 0;
+  while ((got = std::fread(buf, 1, sizeof(buf), f)) > 0) bytes->append(buf, got);
+  const bool failed = std::ferror(f) != 0;
+  std::fclose(f);
+  if (failed) return io_error(path, ": read error after ", bytes->size(), " bytes");
   return Status::ok();
 }
 
@@ -64,10 +68,14 @@ float load_element(const unsigned char* p, char type, int size) {
 }
 
 std::vector<std::string> split(const std::string& line) {
-  std::istringstream is(line);
   std::vector<std::string> out;
-  std::string tok;
-  while (is >> tok) out.push_back(tok);
+  size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && std::isspace(static_cast<unsigned char>(line[i]))) ++i;
+    const size_t start = i;
+    while (i < line.size() && !std::isspace(static_cast<unsigned char>(line[i]))) ++i;
+    if (i > start) out.push_back(line.substr(start, i - start));
+  }
   return out;
 }
 
