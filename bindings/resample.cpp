@@ -11,24 +11,24 @@ namespace robocache::bindings {
 void bind_resample(nb::module_& m) {
   m.def(
       "resample_trajectories",
-      [](const Array& data, const Array& src_t, const Array& tgt_t, std::optional<Array> src_lengths,
-         MutableArray out, std::optional<MutableArray> mask, const std::string& method,
-         const std::string& boundary, const std::string& backend, bool validate, uintptr_t stream) {
+      [](nb::handle data, nb::handle src_t, nb::handle tgt_t, nb::handle src_lengths, nb::handle out,
+         nb::handle mask, const std::string& method, const std::string& boundary, const std::string& backend,
+         bool validate, uintptr_t stream) {
         ResampleOptions opt;
         check(parse_method(method, &opt.method));
         check(parse_boundary(boundary, &opt.boundary));
         check(parse_backend(backend, &opt.backend));
         opt.validate = validate;
-        const TensorView dv = to_view(data, "data"), sv = to_view(src_t, "src_t"), tv = to_view(tgt_t, "tgt_t");
-        const TensorView ov = to_view(out, "out");
-        TensorView lv, mv;
-        if (src_lengths) lv = to_view(*src_lengths, "src_lengths");
-        if (mask) mv = to_view(*mask, "mask");
+        const ArrayArg dv(data, "data", false), sv(src_t, "src_t", false), tv(tgt_t, "tgt_t", false);
+        const ArrayArg ov(out, "out", true);
+        std::optional<ArrayArg> lv, mv;
+        if (!src_lengths.is_none()) lv.emplace(src_lengths, "src_lengths", false);
+        if (!mask.is_none()) mv.emplace(mask, "mask", true);
         Status s;
         {
           nb::gil_scoped_release release;
-          s = resample_trajectories(dv, sv, tv, src_lengths ? &lv : nullptr, ov, mask ? &mv : nullptr, opt,
-                                    reinterpret_cast<Stream>(stream));
+          s = resample_trajectories(dv.view(), sv.view(), tv.view(), lv ? &lv->view() : nullptr, ov.view(),
+                                    mv ? &mv->view() : nullptr, opt, reinterpret_cast<Stream>(stream));
         }
         check(s);
       },

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from . import _C
-from ._arrays import as_array, current_stream, empty, library_of
+from ._arrays import as_array, current_stream, empty, library_of, native
 
 __all__ = ["resample_trajectories"]
 
@@ -68,12 +68,12 @@ def resample_trajectories(
         out = empty(shape, data, lib)
     mask = empty(shape[:-1], data, lib, boolean=True) if return_mask else None
     _C.resample_trajectories(
-        data,
-        src_t,
-        tgt_t,
-        src_lengths,
-        out,
-        mask,
+        native(data, lib),
+        native(src_t, library_of(src_t)),
+        native(tgt_t, library_of(tgt_t)),
+        native(src_lengths, lib if src_lengths is None else library_of(src_lengths)),
+        native(out, library_of(out)),
+        native(mask, lib),
         method,
         boundary,
         backend or "",
