@@ -18,13 +18,15 @@ echo "== tests"
 python3 -m pytest -q -x tests/python ${K:+-k "$K"} 2>&1 | tee "$OUT/pytest.log" | tail -15
 
 echo "== compute-sanitizer memcheck (CUDA tests)"
-compute-sanitizer --tool memcheck --error-exitcode 9 python3 -m pytest -q -x tests/python -k "cuda" 2>&1 \
-  | tee "$OUT/memcheck.log" | grep -E "ERROR SUMMARY|passed|failed|error" | tail -5
-echo "memcheck exit: ${PIPESTATUS[0]}"
+for tool in memcheck racecheck; do
+  PYTORCH_NO_CUDA_MEMORY_CACHING=1 compute-sanitizer --tool $tool --error-exitcode 9 \
+    python3 -m pytest -q -x -p no:cacheprovider tests/python -k "cuda" 2>&1 \
+    | tee "$OUT/$tool.log" | grep -E "ERROR SUMMARY|passed|failed|rror" | tail -5
+  echo "$tool exit: ${PIPESTATUS[0]}"
+done
 
 echo "== call overhead"
 python3 bench/profile_call_overhead.py 2>&1 | tee "$OUT/overhead.log"
 echo "== benchmarks"
-for b in bench/bench_*.py; do
-  python3 "$b" --gpu --json "$OUT/$(basename "$b" .py).json" 2>&1 | tee "$OUT/$(basename "$b" .py).log"
-done
+python3 bench/bench_resample.py --gpu --json "$OUT/bench_resample.json" 2>&1 | tee "$OUT/bench_resample.log"
+python3 bench/bench_voxelize.py --data .devdata/pointclouds 2>&1 | tee "$OUT/bench_voxelize.log"
