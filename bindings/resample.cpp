@@ -3,18 +3,27 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "convert.h"
 
 namespace robocache::bindings {
+
+namespace {
+Status in_stream_name(Status s, const std::string& name) {
+  if (s.is_ok()) return s;
+  return {s.code(), "stream '" + name + "': " + s.message()};
+}
+}  // namespace
 
 void bind_resample(nb::module_& m) {
   m.def(
       "resample_trajectories",
       [](nb::handle data, nb::handle src_t, nb::handle tgt_t, nb::handle src_lengths, nb::handle out,
          nb::handle mask, const std::string& method, const std::string& boundary, const std::string& backend,
-         bool validate, uintptr_t stream) {
+         bool validate, int64_t quat_channel, uintptr_t stream) {
         ResampleOptions opt;
+        opt.quat_channel = quat_channel;
         check(parse_method(method, &opt.method));
         check(parse_boundary(boundary, &opt.boundary));
         check(parse_backend(backend, &opt.backend));
@@ -34,6 +43,60 @@ void bind_resample(nb::module_& m) {
       },
       nb::arg("data"), nb::arg("src_t"), nb::arg("tgt_t"), nb::arg("src_lengths").none(), nb::arg("out"),
       nb::arg("mask").none(), nb::arg("method"), nb::arg("boundary"), nb::arg("backend"), nb::arg("validate"),
+      nb::arg("quat_channel"), nb::arg("stream"));
+
+  // streams: a list of (name, data, t, lengths or None, out, mask or None, method, quat_channel)
+  m.def(
+      "fuse_multimodal",
+      [](nb::list streams, nb::handle tgt_t, const std::string& boundary, bool validate, const std::string& backend,
+         uintptr_t stream) {
+        Boundary bd;
+        Backend be;
+        check(parse_boundary(boundary, &bd));
+        check(parse_backend(backend, &be));
+        const size_t n = nb::len(streams);
+        std::vector<std::string> names(n);
+        std::vector<ArrayArg> arrays;  // data, t, out (+ lengths, mask) per stream, alive for the call
+        arrays.reserve(5 * n);
+        std::vector<std::optional<size_t>> len_at(n), mask_at(n);
+        std::vector<AlignStream> specs(n);
+        for (size_t k = 0; k < n; ++k) {
+          nb::tuple item = nb::cast<nb::tuple>(streams[k]);
+          if (nb::len(item) != 8) throw nb::value_error("internal: stream descriptor must have 8 fields");
+          names[k] = nb::cast<std::string>(item[0]);
+          AlignStream& sp = specs[k];
+          check(in_stream_name(parse_method(nb::cast<std::string>(item[6]), &sp.method), names[k]));
+          sp.quat_channel = nb::cast<int64_t>(item[7]);
+          arrays.emplace_back(item[1], "data", false);
+          sp.data = arrays.back().view();
+          arrays.emplace_back(item[2], "t", false);
+          sp.t = arrays.back().view();
+          arrays.emplace_back(item[4], "out", true);
+          sp.out = arrays.back().view();
+          if (!item[3].is_none()) {
+            arrays.emplace_back(item[3], "lengths", false);
+            len_at[k] = arrays.size() - 1;
+          }
+          if (!item[5].is_none()) {
+            arrays.emplace_back(item[5], "mask", true);
+            mask_at[k] = arrays.size() - 1;
+          }
+        }
+        for (size_t k = 0; k < n; ++k) {  // pointers into `arrays` only once it stops growing
+          specs[k].name = names[k].c_str();
+          if (len_at[k]) specs[k].lengths = &arrays[*len_at[k]].view();
+          if (mask_at[k]) specs[k].mask = &arrays[*mask_at[k]].view();
+        }
+        const ArrayArg tv(tgt_t, "tgt_t", false);
+        Status s;
+        {
+          nb::gil_scoped_release release;
+          s = fuse_multimodal(specs.data(), static_cast<int>(n), tv.view(), bd, validate, be,
+                              reinterpret_cast<Stream>(stream));
+        }
+        check(s);
+      },
+      nb::arg("streams"), nb::arg("tgt_t"), nb::arg("boundary"), nb::arg("validate"), nb::arg("backend"),
       nb::arg("stream"));
 }
 

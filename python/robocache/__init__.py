@@ -5,7 +5,7 @@ arrays without copies. See ``robocache.build_info()`` for how this copy was buil
 """
 
 from . import _C
-from .ops import resample_trajectories
+from .ops import fuse_multimodal, resample_rotations, resample_trajectories
 from .pointclouds import PointCloud, load_point_cloud
 from .voxel import hard_voxelize, voxel_downsample, voxelize_point_cloud
 
@@ -13,6 +13,8 @@ __version__ = _C.build_info()["version"]
 
 __all__ = [
     "resample_trajectories",
+    "resample_rotations",
+    "fuse_multimodal",
     "voxelize_point_cloud",
     "voxel_downsample",
     "hard_voxelize",

@@ -8,7 +8,7 @@ from typing import Any, Optional
 from . import _C
 from ._arrays import as_array, current_stream, empty, library_of, native
 
-__all__ = ["resample_trajectories"]
+__all__ = ["resample_trajectories", "resample_rotations", "fuse_multimodal"]
 
 
 def resample_trajectories(
@@ -23,6 +23,7 @@ def resample_trajectories(
     return_mask: bool = False,
     validate: bool = True,
     backend: Optional[str] = None,
+    quat_channel: Optional[int] = None,
 ):
     """Resample trajectories recorded at ``src_t`` onto the target times ``tgt_t``.
 
@@ -34,8 +35,9 @@ def resample_trajectories(
             float64 (seconds, any epoch) or int64 (nanoseconds, as ROS and MCAP record them). Repeated
             times are allowed; a target at such a time takes the later sample.
         tgt_t: ``[B, T]`` or ``[T]`` target times, same dtype as ``src_t``, in any order.
-        method: ``"linear"``, ``"nearest"`` (ties go to the later sample) or ``"hold"`` (zero-order hold:
-            the last sample at or before the target; for gripper flags and camera frames).
+        method: ``"linear"``, ``"nearest"`` (ties go to the later sample), ``"hold"`` (zero-order hold:
+            the last sample at or before the target; for gripper flags and camera frames) or ``"slerp"``
+            (unit quaternions along the shortest arc, normalized; see ``quat_channel``).
         boundary: for targets outside ``[src_t[0], src_t[len - 1]]``: ``"clamp"`` (the end sample),
             ``"extrapolate"`` (linear continuation of the end interval; for nearest and hold the same
             as clamp) or ``"nan"``.
@@ -49,6 +51,10 @@ def resample_trajectories(
             (the resampling itself stays asynchronous); pass False inside CUDA graph capture.
         backend: None (the input's device), ``"cpu"`` or ``"cuda"``; a backend that does not match the
             input's device is an error, never a copy.
+        quat_channel: with ``method="slerp"``, the first of four consecutive quaternion channels (e.g. 3
+            for ``[x, y, z, qx, qy, qz, qw]``); the other channels are interpolated linearly. None: D must
+            be 4. Either component order works (``xyzw`` as SciPy and ROS use, or ``wxyz``): slerp treats
+            the four components alike.
 
     Returns:
         ``[B, T, D]`` (or ``[T, D]``) array of ``data``'s library, dtype and device; with
@@ -78,6 +84,122 @@ def resample_trajectories(
         boundary,
         backend or "",
         validate,
+        -1 if quat_channel is None else int(quat_channel),
         current_stream(data, lib),
     )
     return (out, mask) if return_mask else out
+
+
+def resample_rotations(quats: Any, src_t: Any, tgt_t: Any, **kwargs):
+    """Slerp unit quaternions ``[B, S, 4]`` (or ``[S, 4]``) from ``src_t`` onto ``tgt_t`` along the
+    shortest arc (q and -q are one rotation), with normalized output. Either component order works.
+    Takes the keyword arguments of :func:`resample_trajectories` (boundary, src_lengths, out, ...);
+    ``boundary="extrapolate"`` continues the end rotation at its angular velocity."""
+    if "method" in kwargs:
+        raise TypeError("resample_rotations always uses method='slerp'; use resample_trajectories for others")
+    return resample_trajectories(quats, src_t, tgt_t, method="slerp", **kwargs)
+
+
+def _per_stream(value, names, what, default):
+    """A per-stream option given once for all, as a dict by stream name, or as a sequence in order."""
+    if value is None or isinstance(value, (str, int)):
+        return [default if value is None else value] * len(names)
+    if isinstance(value, dict):
+        unknown = set(value) - set(names)
+        if unknown:
+            raise ValueError(f"{what} names unknown streams {sorted(map(str, unknown))}; streams are {names}")
+        return [value.get(n, default) for n in names]
+    value = list(value)
+    if len(value) != len(names):
+        raise ValueError(f"{what} has {len(value)} entries for {len(names)} streams")
+    return value
+
+
+def fuse_multimodal(
+    streams: Any,
+    tgt_t: Any,
+    *,
+    methods: Any = None,
+    boundary: str = "clamp",
+    concat: bool = True,
+    return_mask: bool = False,
+    quat_channels: Any = None,
+    validate: bool = True,
+    backend: Optional[str] = None,
+):
+    """Align several streams recorded at their own rates onto one timeline ``tgt_t``.
+
+    Args:
+        streams: a dict ``{name: (data, t)}`` or a sequence of ``(data, t)``; a third element gives that
+            stream's ``[B]`` lengths for padded batches. ``data`` is ``[B, S_i, D_i]`` (or ``[S_i, D_i]``)
+            and ``t`` is ``[B, S_i]`` or ``[S_i]``; streams differ in S, D, dtype and time dtype (float32 /
+            float64 seconds, or int64 nanoseconds; floating stream times are compared with floating
+            ``tgt_t`` in float64, int64 ones need an int64 ``tgt_t``).
+        tgt_t: ``[B, T]`` or ``[T]`` target times.
+        methods: one method for all streams, or per stream (dict by name or a sequence): ``"linear"``,
+            ``"nearest"``, ``"hold"`` or ``"slerp"``. Default linear.
+        boundary: as in :func:`resample_trajectories`, for all streams.
+        concat: concatenate the aligned streams on the last axis into ``[B, T, sum D_i]`` (all streams
+            must then share a dtype); False returns them per stream (a dict for dict input, else a list).
+        return_mask: also return per-stream ``[B, T]`` masks (True inside the stream's time span), as a
+            dict or list like the streams.
+        quat_channels: for slerp streams, the first quaternion channel, per stream (dict or sequence);
+            None means the stream is exactly 4 quaternion channels.
+        validate, backend: as in :func:`resample_trajectories`; errors name the stream.
+
+    On CUDA every stream is aligned in one kernel launch (one per group of streams with different data or
+    time dtypes); on the CPU in one parallel pass.
+    """
+    named = isinstance(streams, dict)
+    items = list(streams.items()) if named else list(enumerate(streams))
+    if not items:
+        raise ValueError("streams is empty: nothing to align")
+    names = [str(k) for k, _ in items]
+    entries = []
+    for name, entry in items:
+        if not isinstance(entry, (tuple, list)) or len(entry) not in (2, 3):
+            raise TypeError(f"stream '{name}' must be a (data, t) or (data, t, lengths) tuple, got {type(entry).__name__}")
+        entries.append(tuple(entry) + (None,) * (3 - len(entry)))
+    first = entries[0][0]
+    lib = library_of(first)
+    for name, (data, _, _) in zip(names, entries):
+        if library_of(data) != lib:
+            raise TypeError(f"stream '{name}' is a {library_of(data)} array but stream '{names[0]}' is {lib}")
+        if data.ndim not in (2, 3):
+            raise ValueError(f"stream '{name}': data must have shape [B, S, D] or [S, D], got {list(data.shape)}")
+    tgt_t = as_array(tgt_t, first, lib, "tgt_t")
+    if tgt_t.ndim not in (1, 2):
+        raise ValueError(f"tgt_t must have shape [B, T] or [T], got {list(tgt_t.shape)}")
+    method_list = _per_stream(methods, names, "methods", "linear")
+    quat_list = _per_stream(quat_channels, names, "quat_channels", None)
+    T = tgt_t.shape[-1]
+    lead = tuple(first.shape[:-2])
+    if concat:
+        dtypes = {str(d.dtype) for d, _, _ in entries}
+        if len(dtypes) > 1:
+            raise TypeError(f"concat=True needs one dtype for all streams, got {sorted(dtypes)}; "
+                            "cast the streams or pass concat=False")
+        out = empty(lead + (T, sum(d.shape[-1] for d, _, _ in entries)), first, lib)
+        outs, off = [], 0
+        for d, _, _ in entries:
+            outs.append(out[..., off:off + d.shape[-1]])
+            off += d.shape[-1]
+    else:
+        outs = [empty(lead + (T, d.shape[-1]), d, lib) for d, _, _ in entries]
+    masks = empty((len(entries),) + lead + (T,), first, lib, boolean=True) if return_mask else None
+    desc = []
+    for k, (name, (data, t, lengths)) in enumerate(zip(names, entries)):
+        t = as_array(t, data, lib, f"stream '{name}' t")
+        lengths = as_array(lengths, data, lib, f"stream '{name}' lengths", dtype="int64")
+        q = quat_list[k]
+        desc.append((name, native(data, lib), native(t, lib), native(lengths, lib), native(outs[k], lib),
+                     None if masks is None else native(masks[k], lib), method_list[k], -1 if q is None else int(q)))
+    _C.fuse_multimodal(desc, native(tgt_t, lib), boundary, validate, backend or "", current_stream(first, lib))
+
+    def per_stream(values):
+        return dict(zip([k for k, _ in items], values)) if named else list(values)
+
+    result = out if concat else per_stream(outs)
+    if return_mask:
+        return result, per_stream([masks[k] for k in range(len(entries))])
+    return result

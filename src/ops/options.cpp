@@ -9,7 +9,8 @@ Status parse_method(std::string_view name, InterpMethod* out) {
   if (name == "linear") *out = InterpMethod::Linear;
   else if (name == "nearest") *out = InterpMethod::Nearest;
   else if (name == "hold") *out = InterpMethod::Hold;
-  else return invalid_argument("method must be 'linear', 'nearest' or 'hold', got '", std::string(name), "'");
+  else if (name == "slerp") *out = InterpMethod::Slerp;
+  else return invalid_argument("method must be 'linear', 'nearest', 'hold' or 'slerp', got '", std::string(name), "'");
   return Status::ok();
 }
 
@@ -34,6 +35,7 @@ const char* method_name(InterpMethod method) {
     case InterpMethod::Linear: return "linear";
     case InterpMethod::Nearest: return "nearest";
     case InterpMethod::Hold: return "hold";
+    case InterpMethod::Slerp: return "slerp";
   }
   return "?";
 }

@@ -191,7 +191,7 @@ TEST(Resample, BadInputNamesTheArgument) {
 
   rc::InterpMethod m;
   s = rc::parse_method("cubic", &m);
-  EXPECT_NE(s.message().find("'cubic'"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("'slerp', got 'cubic'"), std::string::npos) << s.message();
 }
 
 TEST(ThreadPool, SetNumThreadsIsReported) {

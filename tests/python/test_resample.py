@@ -255,7 +255,7 @@ def test_nan_timestamps_are_rejected():
         (dict(data=np.zeros((2, 4, 3), np.int32)), TypeError, r"data dtype must be .* got int32"),
         (dict(src_t=np.arange(4, dtype=np.int32)), TypeError, r"src_t dtype must be .* got int32"),
         (dict(tgt_t=np.array([1], np.int64)), TypeError, r"tgt_t dtype \(int64\) must match src_t dtype \(float64\)"),
-        (dict(method="cubic"), ValueError, r"method must be 'linear', 'nearest' or 'hold', got 'cubic'"),
+        (dict(method="cubic"), ValueError, r"method must be 'linear', 'nearest', 'hold' or 'slerp', got 'cubic'"),
         (dict(boundary="wrap"), ValueError, r"boundary must be 'clamp', 'extrapolate' or 'nan', got 'wrap'"),
         (dict(backend="tpu"), ValueError, r"backend must be 'cpu', 'cuda' or None, got 'tpu'"),
         (dict(backend="cuda"), ValueError, r"backend='cuda' but data is on cpu"),

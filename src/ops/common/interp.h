@@ -15,17 +15,19 @@ RC_HD double time_diff(int64_t a, int64_t b) { return static_cast<double>(a - b)
 RC_HD double time_diff(double a, double b) { return a - b; }
 RC_HD double time_diff(float a, float b) { return static_cast<double>(a) - static_cast<double>(b); }
 
-// A strided row of source times: t(i) = ptr[i * stride].
-template <class TT>
+// A strided row of source times: t(i) = ptr[i * stride], read as CT (float32 stream times are compared
+// with float64 targets as float64).
+template <class TT, class CT = TT>
 struct TimeRow {
+  using value_type = CT;
   const TT* ptr;
   int64_t stride;
-  RC_HD TT operator[](int64_t i) const { return ptr[i * stride]; }
+  RC_HD CT operator[](int64_t i) const { return static_cast<CT>(ptr[i * stride]); }
 };
 
 // First index in [lo, hi) whose time is > t (hi if none).
-template <class TT>
-RC_HD int64_t upper_bound(TimeRow<TT> row, int64_t lo, int64_t hi, TT t) {
+template <class Row, class TT>
+RC_HD int64_t upper_bound(Row row, int64_t lo, int64_t hi, TT t) {
   while (lo < hi) {
     const int64_t mid = lo + ((hi - lo) >> 1);
     if (row[mid] > t) {
@@ -38,8 +40,8 @@ RC_HD int64_t upper_bound(TimeRow<TT> row, int64_t lo, int64_t hi, TT t) {
 }
 
 // First index in [lo, hi) whose time is >= t (hi if none).
-template <class TT>
-RC_HD int64_t lower_bound(TimeRow<TT> row, int64_t lo, int64_t hi, TT t) {
+template <class Row, class TT>
+RC_HD int64_t lower_bound(Row row, int64_t lo, int64_t hi, TT t) {
   while (lo < hi) {
     const int64_t mid = lo + ((hi - lo) >> 1);
     if (row[mid] < t) {
@@ -61,9 +63,9 @@ struct Blend {
 };
 
 // `ub` = upper_bound(row, 0, len, t): the number of samples at or before t.
-template <class TT>
-RC_HD Blend make_blend(TimeRow<TT> row, int64_t len, TT t, int64_t ub, InterpMethod method,
-                       Boundary boundary) {
+// Slerp brackets like Linear; the quaternion channels are then blended along the arc (ops/common/quat.h).
+template <class Row, class TT>
+RC_HD Blend make_blend(Row row, int64_t len, TT t, int64_t ub, InterpMethod method, Boundary boundary) {
   Blend r;
   const TT last = row[len - 1];
   if (ub > 0 && (ub < len || t == last)) {
@@ -93,7 +95,7 @@ RC_HD Blend make_blend(TimeRow<TT> row, int64_t len, TT t, int64_t ub, InterpMet
   const bool below = (ub == 0);
   const int64_t end = below ? 0 : len - 1;
   r.i0 = r.i1 = end;
-  if (boundary == Boundary::Extrapolate && method == InterpMethod::Linear) {
+  if (boundary == Boundary::Extrapolate && (method == InterpMethod::Linear || method == InterpMethod::Slerp)) {
     // Extend the first (last) interval of positive length; with none, hold the end value.
     int64_t lo, hi;
     if (below) {

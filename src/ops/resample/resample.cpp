@@ -1,6 +1,8 @@
 // resample_trajectories: argument checks and dispatch to the CPU or CUDA backend.
 #include "ops/resample/resample.h"
 
+#include <vector>
+
 namespace robocache {
 namespace {
 
@@ -42,10 +44,14 @@ Status check_times(const char* name, const TensorView& t, bool batched, int64_t 
 
 }  // namespace
 
-Status resample_trajectories(const TensorView& data, const TensorView& src_t, const TensorView& tgt_t,
-                             const TensorView* src_lengths, const TensorView& out, const TensorView* mask,
-                             const ResampleOptions& options, Stream stream) {
-  using ops::ResampleArgs;
+namespace ops {
+
+Status make_resample_args(const TensorView& data, const TensorView& src_t, const TensorView& tgt_t,
+                          const TensorView* src_lengths, const TensorView& out, const TensorView* mask,
+                          InterpMethod method, Boundary boundary, int64_t quat_channel, bool mixed_float_times,
+                          ResampleArgs* args) {
+  ResampleArgs& a = *args;
+  a = ResampleArgs{};
   if (data.ndim != 2 && data.ndim != 3) {
     return invalid_argument("data must have shape [B, S, D] or [S, D], got ", data.shape_str());
   }
@@ -57,27 +63,22 @@ Status resample_trajectories(const TensorView& data, const TensorView& src_t, co
     return type_error("src_t dtype must be float32, float64 or int64 (nanoseconds), got ",
                       dtype_name(src_t.dtype));
   }
-  if (tgt_t.dtype != src_t.dtype) {
+  const bool both_float = src_t.dtype != DType::Int64 && tgt_t.dtype != DType::Int64;
+  if (tgt_t.dtype != src_t.dtype && !(mixed_float_times && both_float && is_time(tgt_t.dtype))) {
     return type_error("tgt_t dtype (", dtype_name(tgt_t.dtype), ") must match src_t dtype (",
                       dtype_name(src_t.dtype), "): mixing clocks or units is ambiguous");
   }
   ROBOCACHE_RETURN_IF_ERROR(check_device("src_t", src_t, data));
   ROBOCACHE_RETURN_IF_ERROR(check_device("tgt_t", tgt_t, data));
   ROBOCACHE_RETURN_IF_ERROR(check_device("out", out, data));
-  if (options.backend == Backend::CPU && !data.device.is_cpu()) {
-    return invalid_argument("backend='cpu' but data is on ", data.device.str());
-  }
-  if (options.backend == Backend::CUDA && !data.device.is_cuda()) {
-    return invalid_argument("backend='cuda' but data is on ", data.device.str());
-  }
 
   const bool batched = data.ndim == 3;
-  ResampleArgs a;
   a.B = batched ? data.shape[0] : 1;
   a.S = data.size(-2);
   a.D = data.size(-1);
   a.data_dtype = data.dtype;
   a.time_dtype = src_t.dtype;
+  a.tgt_dtype = tgt_t.dtype;
   a.data = data.data;
   a.data_sb = batched ? data.strides[0] : 0;
   a.data_ss = data.stride(-2);
@@ -144,22 +145,95 @@ Status resample_trajectories(const TensorView& data, const TensorView& src_t, co
     a.len_s = src_lengths->strides[0];
   }
 
-  a.method = options.method;
-  a.boundary = options.boundary;
-
-  if (a.B == 0 || a.T == 0) return Status::ok();
-  if (a.S == 0) {
+  a.method = method;
+  a.boundary = boundary;
+  if (method == InterpMethod::Slerp) {
+    if (quat_channel < 0) {
+      if (a.D != 4) {
+        return invalid_argument("method='slerp' needs D = 4 quaternion channels or quat_channel naming the first "
+                                "of four; data has D = ", a.D);
+      }
+      quat_channel = 0;
+    }
+    if (quat_channel + 4 > a.D) {
+      return invalid_argument("quat_channel = ", quat_channel, " names channels ", quat_channel, "..",
+                              quat_channel + 3, " but data has D = ", a.D);
+    }
+    a.quat = quat_channel;
+  } else if (quat_channel >= 0) {
+    return invalid_argument("quat_channel = ", quat_channel, " is only for method='slerp', got method='",
+                            method_name(method), "'");
+  }
+  if (a.B > 0 && a.T > 0 && a.S == 0) {
     return invalid_argument("data has S = 0 source samples but T = ", a.T,
                             " target times were requested; there is nothing to resample from");
   }
+  return Status::ok();
+}
 
-  if (data.device.is_cpu()) return ops::resample_cpu(a, options.validate);
+}  // namespace ops
+
+namespace {
+
+Status check_backend(Backend backend, const TensorView& data) {
+  if (backend == Backend::CPU && !data.device.is_cpu()) {
+    return invalid_argument("backend='cpu' but data is on ", data.device.str());
+  }
+  if (backend == Backend::CUDA && !data.device.is_cuda()) {
+    return invalid_argument("backend='cuda' but data is on ", data.device.str());
+  }
+  return Status::ok();
+}
+
+Status run_backend(const ops::ResampleArgs* args, int n, const char* const* names, const Device& device,
+                   bool validate, Stream stream) {
+  if (device.is_cpu()) return ops::resample_cpu(args, n, names, validate);
 #ifdef ROBOCACHE_WITH_CUDA
-  return ops::resample_cuda(a, data.device.index, stream, options.validate);
+  return ops::resample_cuda(args, n, names, device.index, stream, validate);
 #else
   (void)stream;
-  return runtime_error("data is on ", data.device.str(), " but this robocache was built without CUDA");
+  return runtime_error("data is on ", device.str(), " but this robocache was built without CUDA");
 #endif
+}
+
+}  // namespace
+
+Status resample_trajectories(const TensorView& data, const TensorView& src_t, const TensorView& tgt_t,
+                             const TensorView* src_lengths, const TensorView& out, const TensorView* mask,
+                             const ResampleOptions& options, Stream stream) {
+  ops::ResampleArgs a;
+  ROBOCACHE_RETURN_IF_ERROR(ops::make_resample_args(data, src_t, tgt_t, src_lengths, out, mask, options.method,
+                                                    options.boundary, options.quat_channel, false, &a));
+  ROBOCACHE_RETURN_IF_ERROR(check_backend(options.backend, data));
+  if (a.B == 0 || a.T == 0) return Status::ok();
+  return run_backend(&a, 1, nullptr, data.device, options.validate, stream);
+}
+
+Status fuse_multimodal(const AlignStream* streams, int num_streams, const TensorView& tgt_t, Boundary boundary,
+                       bool validate, Backend backend, Stream stream) {
+  if (num_streams <= 0) return invalid_argument("fuse_multimodal needs at least one stream, got ", num_streams);
+  std::vector<ops::ResampleArgs> args(num_streams);
+  std::vector<const char*> names(num_streams);
+  const TensorView& first = streams[0].data;
+  for (int k = 0; k < num_streams; ++k) {
+    const AlignStream& s = streams[k];
+    names[k] = s.name;
+    ROBOCACHE_RETURN_IF_ERROR(ops::in_stream(
+        ops::make_resample_args(s.data, s.t, tgt_t, s.lengths, s.out, s.mask, s.method, boundary, s.quat_channel,
+                                true, &args[k]),
+        s.name));
+    if (!(s.data.device == first.device)) {
+      return invalid_argument("stream '", s.name, "' is on ", s.data.device.str(), " but stream '", streams[0].name,
+                              "' is on ", first.device.str(), "; all streams must be on one device");
+    }
+    if (s.data.ndim != first.ndim || (args[k].B != args[0].B)) {
+      return invalid_argument("stream '", s.name, "' has data of shape ", s.data.shape_str(), " but stream '",
+                              streams[0].name, "' has ", first.shape_str(), "; all streams need the same batch size B");
+    }
+  }
+  ROBOCACHE_RETURN_IF_ERROR(check_backend(backend, first));
+  if (args[0].B == 0 || args[0].T == 0) return Status::ok();
+  return run_backend(args.data(), num_streams, names.data(), first.device, validate, stream);
 }
 
 }  // namespace robocache

@@ -10,7 +10,8 @@ namespace robocache::ops {
 struct ResampleArgs {
   int64_t B = 0, S = 0, T = 0, D = 0;
   DType data_dtype = DType::Float32;
-  DType time_dtype = DType::Float64;
+  DType time_dtype = DType::Float64;  // src_t
+  DType tgt_dtype = DType::Float64;   // tgt_t: equal to time_dtype, or both floating
   const void* data = nullptr;  // [B, S, D]
   int64_t data_sb = 0, data_ss = 0, data_sd = 0;
   const void* src_t = nullptr;  // [B, S] (st_sb == 0 when broadcast)
@@ -26,7 +27,15 @@ struct ResampleArgs {
   int64_t mask_sb = 0, mask_st = 0;
   InterpMethod method = InterpMethod::Linear;
   Boundary boundary = Boundary::Clamp;
+  int64_t quat = -1;  // Slerp: first of the four quaternion channels
 };
+
+// Checks one resampling problem and fills `a` (shared by resample_trajectories and fuse_multimodal).
+// tgt_t may differ from src_t in float precision (float32 / float64) only when `mixed_float_times`.
+Status make_resample_args(const TensorView& data, const TensorView& src_t, const TensorView& tgt_t,
+                          const TensorView* src_lengths, const TensorView& out, const TensorView* mask,
+                          InterpMethod method, Boundary boundary, int64_t quat_channel, bool mixed_float_times,
+                          ResampleArgs* a);
 
 // Valid-sample count of row b.
 inline int64_t row_length(const ResampleArgs& a, int64_t b) {
@@ -35,14 +44,23 @@ inline int64_t row_length(const ResampleArgs& a, int64_t b) {
                          : static_cast<const int32_t*>(a.lengths)[b * a.len_s];
 }
 
-Status resample_cpu(const ResampleArgs& args, bool validate);
+// Several problems with the same B and T (one per stream) in one parallel pass / one launch per group of
+// streams sharing data and time dtypes. `names` (may be null) prefix error messages.
+Status resample_cpu(const ResampleArgs* args, int n, const char* const* names, bool validate);
 #ifdef ROBOCACHE_WITH_CUDA
-Status resample_cuda(const ResampleArgs& args, int device, Stream stream, bool validate);
+Status resample_cuda(const ResampleArgs* args, int n, const char* const* names, int device, Stream stream,
+                     bool validate);
 #endif
 
 }  // namespace robocache::ops
 
 namespace robocache::ops {
+
+// Prefixes a failed status with the stream it is about ("stream 'joints': ..."); ok passes through.
+inline Status in_stream(Status s, const char* name) {
+  if (s.is_ok() || name == nullptr) return s;
+  return {s.code(), detail::concat("stream '", name, "': ", s.message())};
+}
 
 // What a timestamp check found first. The two backends find it their own way and report it here.
 enum class TimeFault { None, SrcNaN, SrcDecreasing, TgtNaN, LengthOutOfRange };

@@ -8,6 +8,7 @@
 #include "core/half.h"
 #include "core/parallel.h"
 #include "ops/common/interp.h"
+#include "ops/common/quat.h"
 #include "ops/resample/resample.h"
 
 namespace robocache::ops {
@@ -61,23 +62,45 @@ inline void blend_row(const DT* __restrict src, int64_t ss, int64_t sd, DT* __re
   }
 }
 
-template <class DT, class TT>
+// Both rows' times are compared in CT: the stored type when src_t and tgt_t agree, else float64.
+template <class TT, class TG>
+using CompareT = std::conditional_t<std::is_same_v<TT, TG>, TT, double>;
+
+template <class DT>
+double load64(const DT* p) {
+  return static_cast<double>(load(p));
+}
+
+// Overwrites the four quaternion channels of a target row with the slerp of the bracketing samples.
+template <class DT>
+void slerp_row(const ResampleArgs& a, const DT* src, DT* dst, const Blend& bl) {
+  double qa[4], qb[4], q[4];
+  for (int k = 0; k < 4; ++k) {
+    qa[k] = load64(src + bl.i0 * a.data_ss + (a.quat + k) * a.data_sd);
+    qb[k] = load64(src + bl.i1 * a.data_ss + (a.quat + k) * a.data_sd);
+  }
+  slerp(qa, qb, bl.w, q);
+  for (int k = 0; k < 4; ++k) store(dst + (a.quat + k) * a.out_sd, static_cast<Acc<DT>>(q[k]));
+}
+
+template <class DT, class TT, class TG>
 void resample_range(const ResampleArgs& a, int64_t begin, int64_t end) {
+  using CT = CompareT<TT, TG>;
   const auto* data = static_cast<const DT*>(a.data);
   auto* out = static_cast<DT*>(a.out);
   const auto* src_t = static_cast<const TT*>(a.src_t);
-  const auto* tgt_t = static_cast<const TT*>(a.tgt_t);
+  const auto* tgt_t = static_cast<const TG*>(a.tgt_t);
   const bool unit = a.data_sd == 1 && a.out_sd == 1;
   for (int64_t b = begin / a.T; b * a.T < end; ++b) {
-    const TimeRow<TT> row{src_t + b * a.st_sb, a.st_ss};
+    const TimeRow<TT, CT> row{src_t + b * a.st_sb, a.st_ss};
     const int64_t len = row_length(a, b);
     const DT* src = data + b * a.data_sb;
     const int64_t t_lo = std::max(begin - b * a.T, int64_t{0});
     const int64_t t_hi = std::min(end - b * a.T, a.T);
     int64_t ub = 0;
-    TT prev{};
+    CT prev{};
     for (int64_t t = t_lo; t < t_hi; ++t) {
-      const TT tv = tgt_t[b * a.tt_sb + t * a.tt_st];
+      const CT tv = static_cast<CT>(tgt_t[b * a.tt_sb + t * a.tt_st]);
       if (t > t_lo && tv >= prev) {
         // Targets in order: walk forward a few samples, then finish with a binary search.
         int64_t steps = 0;
@@ -98,18 +121,19 @@ void resample_range(const ResampleArgs& a, int64_t begin, int64_t end) {
       } else {
         blend_row<DT, false>(src, a.data_ss, a.data_sd, dst, a.out_sd, a.D, bl);
       }
+      if (a.method == InterpMethod::Slerp && !bl.missing) slerp_row(a, src, dst, bl);
     }
   }
 }
 
-template <class TT>
+template <class TT, class TG>
 Status validate(const ResampleArgs& a) {
   for (int64_t b = 0; b < a.B; ++b) {
     const int64_t len = row_length(a, b);
     if (len < 1 || len > a.S) return time_fault_status<TT>(TimeFault::LengthOutOfRange, a, b, len, TT{}, TT{});
   }
   const auto* src_t = static_cast<const TT*>(a.src_t);
-  const auto* tgt_t = static_cast<const TT*>(a.tgt_t);
+  const auto* tgt_t = static_cast<const TG*>(a.tgt_t);
   // First fault per row, found in parallel; the lowest row wins so the report is deterministic.
   const int64_t src_rows = a.st_sb == 0 ? 1 : a.B;
   const int64_t tgt_rows = a.tt_sb == 0 ? 1 : a.B;
@@ -153,41 +177,67 @@ Status validate(const ResampleArgs& a) {
   return Status::ok();
 }
 
-template <class DT, class TT>
-void run(const ResampleArgs& a) {
-  // Enough targets per task to amortize scheduling, fewer for wide rows.
-  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(a.D, 1));
-  core::parallel_for(0, a.B * a.T, grain,
-                     [&](int64_t lo, int64_t hi) { resample_range<DT, TT>(a, lo, hi); });
-}
+using RangeFn = void (*)(const ResampleArgs&, int64_t, int64_t);
 
-template <class TT>
-Status dispatch_data(const ResampleArgs& a) {
-  switch (a.data_dtype) {
-    case DType::Float32: run<float, TT>(a); break;
-    case DType::Float64: run<double, TT>(a); break;
-    case DType::Float16: run<Half, TT>(a); break;
-    case DType::BFloat16: run<BFloat16, TT>(a); break;
-    default: return type_error("resample: unsupported data dtype ", dtype_name(a.data_dtype));
+template <class TT, class TG>
+RangeFn pick_data(DType d) {
+  switch (d) {
+    case DType::Float32: return &resample_range<float, TT, TG>;
+    case DType::Float64: return &resample_range<double, TT, TG>;
+    case DType::Float16: return &resample_range<Half, TT, TG>;
+    case DType::BFloat16: return &resample_range<BFloat16, TT, TG>;
+    default: return nullptr;
   }
-  return Status::ok();
 }
 
-template <class TT>
-Status resample_typed(const ResampleArgs& a, bool check) {
-  if (check) ROBOCACHE_RETURN_IF_ERROR(validate<TT>(a));
-  return dispatch_data<TT>(a);
+// The kernel and checker for one problem's dtypes; one switch, naming what is unsupported.
+Status pick(const ResampleArgs& a, RangeFn* fn, Status (**check)(const ResampleArgs&)) {
+  const DType s = a.time_dtype, g = a.tgt_dtype;
+  if (s == DType::Int64 && g == DType::Int64) {
+    *fn = pick_data<int64_t, int64_t>(a.data_dtype);
+    *check = &validate<int64_t, int64_t>;
+  } else if (s == DType::Float64 && g == DType::Float64) {
+    *fn = pick_data<double, double>(a.data_dtype);
+    *check = &validate<double, double>;
+  } else if (s == DType::Float32 && g == DType::Float32) {
+    *fn = pick_data<float, float>(a.data_dtype);
+    *check = &validate<float, float>;
+  } else if (s == DType::Float32 && g == DType::Float64) {
+    *fn = pick_data<float, double>(a.data_dtype);
+    *check = &validate<float, double>;
+  } else if (s == DType::Float64 && g == DType::Float32) {
+    *fn = pick_data<double, float>(a.data_dtype);
+    *check = &validate<double, float>;
+  } else {
+    return type_error("resample: unsupported timestamp dtypes src_t ", dtype_name(s), ", tgt_t ", dtype_name(g));
+  }
+  if (*fn == nullptr) return type_error("resample: unsupported data dtype ", dtype_name(a.data_dtype));
+  return Status::ok();
 }
 
 }  // namespace
 
-Status resample_cpu(const ResampleArgs& a, bool check) {
-  switch (a.time_dtype) {
-    case DType::Float32: return resample_typed<float>(a, check);
-    case DType::Float64: return resample_typed<double>(a, check);
-    case DType::Int64: return resample_typed<int64_t>(a, check);
-    default: return type_error("resample: unsupported timestamp dtype ", dtype_name(a.time_dtype));
+Status resample_cpu(const ResampleArgs* args, int n, const char* const* names, bool check) {
+  std::vector<RangeFn> fns(n);
+  int64_t rows = 0, max_d = 1;
+  for (int k = 0; k < n; ++k) {
+    Status (*checker)(const ResampleArgs&) = nullptr;
+    ROBOCACHE_RETURN_IF_ERROR(in_stream(pick(args[k], &fns[k], &checker), names ? names[k] : nullptr));
+    if (check) ROBOCACHE_RETURN_IF_ERROR(in_stream(checker(args[k]), names ? names[k] : nullptr));
+    rows += args[k].B * args[k].T;
+    max_d = std::max(max_d, args[k].D);
   }
+  // One parallel pass over every stream's target rows. All streams share B and T.
+  const int64_t per_stream = args[0].B * args[0].T;
+  const int64_t grain = std::max<int64_t>(1, 16384 / max_d);
+  core::parallel_for(0, rows, grain, [&](int64_t lo, int64_t hi) {
+    for (int64_t k = lo / per_stream; k * per_stream < hi; ++k) {
+      const int64_t begin = std::max(lo - k * per_stream, int64_t{0});
+      const int64_t end = std::min(hi - k * per_stream, per_stream);
+      fns[k](args[k], begin, end);
+    }
+  });
+  return Status::ok();
 }
 
 }  // namespace robocache::ops

@@ -9,9 +9,11 @@
 #include <cstdint>
 #include <limits>
 #include <type_traits>
+#include <vector>
 
 #include "core/cuda_check.h"
 #include "ops/common/interp.h"
+#include "ops/common/quat.h"
 #include "ops/resample/resample.h"
 
 namespace robocache::ops {
@@ -60,28 +62,50 @@ __device__ __forceinline__ int64_t device_row_length(const ResampleArgs& a, int6
   return len < 1 ? 1 : (len > a.S ? a.S : len);
 }
 
+// Up to kMaxStreams problems (the streams of one alignment) that share dtypes and layout class, in one
+// launch: stream k owns blocks [block_end[k-1], block_end[k]).
+constexpr int kMaxStreams = 8;
+struct StreamTable {
+  int n = 0;
+  int tile[kMaxStreams];
+  int64_t tiles_per_row[kMaxStreams];
+  int64_t block_end[kMaxStreams];
+  ResampleArgs s[kMaxStreams];
+};
+static_assert(sizeof(StreamTable) < 4000, "kernel parameters are limited to 4 KB");
+
+template <class TT, class TG>
+using CompareT = std::conditional_t<std::is_same_v<TT, TG>, TT, double>;
+
 // VEC > 1: 16-byte vectors along a unit-stride D (checked by the launcher). VEC == 1: any strides.
-template <class DT, class TT, int VEC>
-__global__ void __launch_bounds__(kThreads) resample_kernel(const ResampleArgs a, int tile, int64_t tiles_per_row) {
+template <class DT, class TT, class TG, int VEC>
+__global__ void __launch_bounds__(kThreads) resample_kernel(const __grid_constant__ StreamTable table) {
   __shared__ TargetSlot slots[kMaxTile];
   using A = Acc<DT>;
-  const auto* data = static_cast<const DT*>(a.data);
-  auto* out = static_cast<DT*>(a.out);
-  const auto* src_t = static_cast<const TT*>(a.src_t);
-  const auto* tgt_t = static_cast<const TT*>(a.tgt_t);
-  const int64_t nvec = a.D / VEC;
-  const int64_t total = a.B * tiles_per_row;
+  using CT = CompareT<TT, TG>;
+  const int64_t total = table.block_end[table.n - 1];
 
   for (int64_t blk = blockIdx.x; blk < total; blk += gridDim.x) {
-    const int64_t b = blk / tiles_per_row;
-    const int64_t t0 = (blk % tiles_per_row) * tile;
+    int k = 0;
+    while (blk >= table.block_end[k]) ++k;
+    const ResampleArgs& a = table.s[k];
+    const int tile = table.tile[k];
+    const int64_t tiles_per_row = table.tiles_per_row[k];
+    const int64_t local = blk - (k > 0 ? table.block_end[k - 1] : 0);
+    const auto* data = static_cast<const DT*>(a.data);
+    auto* out = static_cast<DT*>(a.out);
+    const auto* src_t = static_cast<const TT*>(a.src_t);
+    const auto* tgt_t = static_cast<const TG*>(a.tgt_t);
+    const int64_t nvec = a.D / VEC;
+    const int64_t b = local / tiles_per_row;
+    const int64_t t0 = (local % tiles_per_row) * tile;
     const int64_t n_t = min(static_cast<int64_t>(tile), a.T - t0);
 
     if (threadIdx.x < n_t) {
       const int64_t t = t0 + threadIdx.x;
-      const TimeRow<TT> row{src_t + b * a.st_sb, a.st_ss};
+      const TimeRow<TT, CT> row{src_t + b * a.st_sb, a.st_ss};
       const int64_t len = device_row_length(a, b);
-      const TT tv = tgt_t[b * a.tt_sb + t * a.tt_st];
+      const CT tv = static_cast<CT>(tgt_t[b * a.tt_sb + t * a.tt_st]);
       const int64_t ub = upper_bound(row, int64_t{0}, len, tv);
       const Blend bl = make_blend(row, len, tv, ub, a.method, a.boundary);
       slots[threadIdx.x] = TargetSlot{bl.i0, bl.i1, bl.w, bl.missing ? 1 : 0};
@@ -137,6 +161,25 @@ __global__ void __launch_bounds__(kThreads) resample_kernel(const ResampleArgs a
         *reinterpret_cast<uint4*>(dst_row + (t0 + j) * a.out_st + d) = po.raw;
       }
     }
+    if (a.method == InterpMethod::Slerp) {
+      // The quaternion channels were blended linearly above; redo them along the arc, in float64.
+      __syncthreads();
+      if (threadIdx.x < n_t) {
+        const TargetSlot sl = slots[threadIdx.x];
+        if (!sl.missing) {
+          double qa[4], qb[4], q[4];
+#pragma unroll
+          for (int c = 0; c < 4; ++c) {
+            qa[c] = static_cast<double>(to_acc(src[sl.i0 * a.data_ss + (a.quat + c) * a.data_sd]));
+            qb[c] = static_cast<double>(to_acc(src[sl.i1 * a.data_ss + (a.quat + c) * a.data_sd]));
+          }
+          slerp(qa, qb, sl.w, q);
+          DT* dst = dst_row + (t0 + threadIdx.x) * a.out_st;
+#pragma unroll
+          for (int c = 0; c < 4; ++c) dst[(a.quat + c) * a.out_sd] = from_acc<DT>(static_cast<A>(q[c]));
+        }
+      }
+    }
     __syncthreads();
   }
 }
@@ -165,10 +208,10 @@ __device__ __forceinline__ bool device_is_nan(TT v) {
   }
 }
 
-template <class TT>
+template <class TT, class TG>
 __global__ void validate_kernel(const ResampleArgs a, FaultState* state, FaultKeys* host) {
   const auto* src_t = static_cast<const TT*>(a.src_t);
-  const auto* tgt_t = static_cast<const TT*>(a.tgt_t);
+  const auto* tgt_t = static_cast<const TG*>(a.tgt_t);
   FaultKeys* keys = &state->keys;
   const int64_t src_rows = a.st_sb == 0 ? 1 : a.B;
   const int64_t tgt_rows = a.tt_sb == 0 ? 1 : a.B;
@@ -225,11 +268,12 @@ __global__ void validate_kernel(const ResampleArgs a, FaultState* state, FaultKe
   }
 }
 
-// Per host thread and device: the check state, its pinned (mapped) result, and an event. A call waits
-// for its check before returning, so no two checks of one thread overlap.
+// Per host thread and device: the check states (one per stream checked together), their pinned (mapped)
+// results, and an event. A call waits for its checks before returning, so no two checks of one thread
+// overlap.
 struct CheckScratch {
-  FaultState* state = nullptr;
-  FaultKeys* host = nullptr;  // cudaHostAllocMapped: the kernel writes it directly
+  FaultState* state = nullptr;  // [kMaxStreams]
+  FaultKeys* host = nullptr;    // [kMaxStreams], cudaHostAllocMapped: the kernel writes it directly
   cudaEvent_t done = nullptr;
 };
 
@@ -238,10 +282,12 @@ Status get_scratch(int device, CheckScratch** out) {
   if (device < 0 || device >= 64) return invalid_argument("CUDA device index ", device, " is out of range");
   CheckScratch& s = scratch[device];
   if (s.state == nullptr) {
-    ROBOCACHE_CUDA_CHECK(cudaMalloc(&s.state, sizeof(FaultState)));
-    ROBOCACHE_CUDA_CHECK(cudaMemset(&s.state->keys, 0xff, sizeof(FaultKeys)));
-    ROBOCACHE_CUDA_CHECK(cudaMemset(&s.state->blocks_done, 0, sizeof(unsigned int)));
-    ROBOCACHE_CUDA_CHECK(cudaHostAlloc(&s.host, sizeof(FaultKeys), cudaHostAllocMapped));
+    ROBOCACHE_CUDA_CHECK(cudaMalloc(&s.state, kMaxStreams * sizeof(FaultState)));
+    for (int k = 0; k < kMaxStreams; ++k) {
+      ROBOCACHE_CUDA_CHECK(cudaMemset(&s.state[k].keys, 0xff, sizeof(FaultKeys)));
+      ROBOCACHE_CUDA_CHECK(cudaMemset(&s.state[k].blocks_done, 0, sizeof(unsigned int)));
+    }
+    ROBOCACHE_CUDA_CHECK(cudaHostAlloc(&s.host, kMaxStreams * sizeof(FaultKeys), cudaHostAllocMapped));
     ROBOCACHE_CUDA_CHECK(cudaEventCreateWithFlags(&s.done, cudaEventDisableTiming));
     ROBOCACHE_CUDA_CHECK(cudaDeviceSynchronize());  // the memsets above ran on the legacy stream
   }
@@ -286,46 +332,101 @@ Status read_fault(const ResampleArgs& a, const FaultKeys& k) {
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
-template <class DT, class TT>
-Status launch(const ResampleArgs& a, cudaStream_t stream) {
-  constexpr int kVec = 16 / sizeof(DT);
-  const int64_t e = sizeof(DT);
-  const bool vec_ok = a.data_sd == 1 && a.out_sd == 1 && a.D % kVec == 0 && aligned16(a.data) &&
-                      aligned16(a.out) && (a.data_ss * e) % 16 == 0 && (a.data_sb * e) % 16 == 0 &&
-                      (a.out_st * e) % 16 == 0 && (a.out_sb * e) % 16 == 0;
-  const int64_t nvec = vec_ok ? a.D / kVec : a.D;
-  // About eight vectors per thread per tile: enough bytes in flight to hide the search latency.
+bool vector_ok(const ResampleArgs& a) {
+  const int64_t e = static_cast<int64_t>(dtype_size(a.data_dtype));
+  const int64_t vec = 16 / e;
+  return a.data_sd == 1 && a.out_sd == 1 && a.D % vec == 0 && aligned16(a.data) && aligned16(a.out) &&
+         (a.data_ss * e) % 16 == 0 && (a.data_sb * e) % 16 == 0 && (a.out_st * e) % 16 == 0 &&
+         (a.out_sb * e) % 16 == 0;
+}
+
+// Tile (targets per block) for one stream: about eight vectors per thread, but small enough that the
+// launch gives every multiprocessor several blocks.
+void plan_tiles(const ResampleArgs& a, bool vec, int* tile_out, int64_t* tiles_per_row) {
+  const int64_t nvec = vec ? a.D / (16 / static_cast<int64_t>(dtype_size(a.data_dtype))) : a.D;
   const int64_t want = (8 * kThreads + nvec - 1) / std::max<int64_t>(nvec, 1);
   int tile = static_cast<int>(std::min<int64_t>(std::max<int64_t>(want, 1), std::min<int64_t>(kMaxTile, a.T)));
-  // Smaller tiles when that is what it takes to give every multiprocessor several blocks.
   while (tile > 16 && a.B * ((a.T + tile - 1) / tile) < 1024) tile /= 2;
-  const int64_t tiles_per_row = (a.T + tile - 1) / tile;
-  const int64_t blocks = std::min<int64_t>(a.B * tiles_per_row, int64_t{1} << 30);
-  if (vec_ok) {
-    resample_kernel<DT, TT, kVec><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(a, tile, tiles_per_row);
+  *tile_out = tile;
+  *tiles_per_row = (a.T + tile - 1) / tile;
+}
+
+// One launch for `idx` (streams of one dtype group, at most kMaxStreams).
+template <class DT, class TT, class TG>
+Status launch_group(const ResampleArgs* args, const int* idx, int n, bool vec, cudaStream_t stream) {
+  StreamTable table;
+  table.n = n;
+  int64_t blocks = 0;
+  for (int j = 0; j < n; ++j) {
+    table.s[j] = args[idx[j]];
+    plan_tiles(table.s[j], vec, &table.tile[j], &table.tiles_per_row[j]);
+    blocks += table.s[j].B * table.tiles_per_row[j];
+    table.block_end[j] = blocks;
+  }
+  const auto grid = static_cast<unsigned>(std::min<int64_t>(blocks, int64_t{1} << 30));
+  if (vec) {
+    resample_kernel<DT, TT, TG, 16 / sizeof(DT)><<<grid, kThreads, 0, stream>>>(table);
   } else {
-    resample_kernel<DT, TT, 1><<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(a, tile, tiles_per_row);
+    resample_kernel<DT, TT, TG, 1><<<grid, kThreads, 0, stream>>>(table);
   }
   ROBOCACHE_CUDA_CHECK(cudaGetLastError());
   return Status::ok();
 }
 
-template <class TT>
-Status launch_data(const ResampleArgs& a, cudaStream_t stream) {
-  switch (a.data_dtype) {
-    case DType::Float32: return launch<float, TT>(a, stream);
-    case DType::Float64: return launch<double, TT>(a, stream);
-    case DType::Float16: return launch<__half, TT>(a, stream);
-    case DType::BFloat16: return launch<__nv_bfloat16, TT>(a, stream);
-    default: return type_error("resample: unsupported data dtype ", dtype_name(a.data_dtype));
+template <class TT, class TG>
+Status launch_times(const ResampleArgs* args, const int* idx, int n, bool vec, cudaStream_t stream) {
+  switch (args[idx[0]].data_dtype) {
+    case DType::Float32: return launch_group<float, TT, TG>(args, idx, n, vec, stream);
+    case DType::Float64: return launch_group<double, TT, TG>(args, idx, n, vec, stream);
+    case DType::Float16: return launch_group<__half, TT, TG>(args, idx, n, vec, stream);
+    case DType::BFloat16: return launch_group<__nv_bfloat16, TT, TG>(args, idx, n, vec, stream);
+    default: return type_error("resample: unsupported data dtype ", dtype_name(args[idx[0]].data_dtype));
   }
 }
 
-template <class TT>
-Status run(const ResampleArgs& a, int device, cudaStream_t stream, bool check) {
+// The one switch over timestamp dtypes; `Fn` is called with the (src, tgt) types.
+template <class Fn>
+Status with_time_types(DType s, DType g, Fn&& fn) {
+  if (s == DType::Int64 && g == DType::Int64) return fn(int64_t{}, int64_t{});
+  if (s == DType::Float64 && g == DType::Float64) return fn(double{}, double{});
+  if (s == DType::Float32 && g == DType::Float32) return fn(float{}, float{});
+  if (s == DType::Float32 && g == DType::Float64) return fn(float{}, double{});
+  if (s == DType::Float64 && g == DType::Float32) return fn(double{}, float{});
+  return type_error("resample: unsupported timestamp dtypes src_t ", dtype_name(s), ", tgt_t ", dtype_name(g));
+}
+
+// Groups streams by (data dtype, time dtypes, vector layout) and launches each group once.
+Status launch_all(const ResampleArgs* args, int n, cudaStream_t stream) {
+  std::vector<bool> done(n, false);
+  std::vector<bool> vec(n);
+  for (int k = 0; k < n; ++k) vec[k] = vector_ok(args[k]);
+  for (int k = 0; k < n; ++k) {
+    if (done[k]) continue;
+    int idx[kMaxStreams];
+    int m = 0;
+    for (int j = k; j < n && m < kMaxStreams; ++j) {
+      if (done[j] || args[j].data_dtype != args[k].data_dtype || args[j].time_dtype != args[k].time_dtype ||
+          args[j].tgt_dtype != args[k].tgt_dtype || vec[j] != vec[k]) {
+        continue;
+      }
+      idx[m++] = j;
+      done[j] = true;
+    }
+    ROBOCACHE_RETURN_IF_ERROR(with_time_types(args[k].time_dtype, args[k].tgt_dtype, [&](auto tt, auto tg) {
+      return launch_times<decltype(tt), decltype(tg)>(args, idx, m, vec[k], stream);
+    }));
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Status resample_cuda(const ResampleArgs* args, int n, const char* const* names, int device, Stream stream_ptr,
+                     bool check) {
+  auto* stream = static_cast<cudaStream_t>(stream_ptr);
   core::CudaDeviceGuard guard(device);
   ROBOCACHE_CUDA_CHECK(guard.error());
-  if (!check) return launch_data<TT>(a, stream);
+  if (!check) return launch_all(args, n, stream);
 
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
   ROBOCACHE_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
@@ -335,28 +436,33 @@ Status run(const ResampleArgs& a, int device, cudaStream_t stream, bool check) {
   }
   CheckScratch* s = nullptr;
   ROBOCACHE_RETURN_IF_ERROR(get_scratch(device, &s));
-  const int64_t work = a.B + (a.st_sb == 0 ? 1 : a.B) * a.S + (a.tt_sb == 0 ? 1 : a.B) * a.T;
-  const auto blocks = static_cast<unsigned>(std::min<int64_t>((work + kThreads - 1) / kThreads, 4096));
-  validate_kernel<TT><<<blocks, kThreads, 0, stream>>>(a, s->state, s->host);
-  ROBOCACHE_CUDA_CHECK(cudaGetLastError());
-  ROBOCACHE_CUDA_CHECK(cudaEventRecord(s->done, stream));
-  // The main kernel is queued before the host waits, so only the check's latency is exposed. It is
-  // memory-safe on bad input (lengths are clamped in-kernel); on a fault its output is discarded.
-  ROBOCACHE_RETURN_IF_ERROR(launch_data<TT>(a, stream));
-  ROBOCACHE_CUDA_CHECK(cudaEventSynchronize(s->done));
-  return read_fault<TT>(a, *s->host);
-}
-
-}  // namespace
-
-Status resample_cuda(const ResampleArgs& a, int device, Stream stream, bool check) {
-  auto* s = static_cast<cudaStream_t>(stream);
-  switch (a.time_dtype) {
-    case DType::Float32: return run<float>(a, device, s, check);
-    case DType::Float64: return run<double>(a, device, s, check);
-    case DType::Int64: return run<int64_t>(a, device, s, check);
-    default: return type_error("resample: unsupported timestamp dtype ", dtype_name(a.time_dtype));
+  for (int k0 = 0; k0 < n; k0 += kMaxStreams) {
+    const int m = std::min(n - k0, kMaxStreams);
+    for (int j = 0; j < m; ++j) {
+      const ResampleArgs& a = args[k0 + j];
+      const int64_t work = a.B + (a.st_sb == 0 ? 1 : a.B) * a.S + (a.tt_sb == 0 ? 1 : a.B) * a.T;
+      const auto blocks = static_cast<unsigned>(std::min<int64_t>((work + kThreads - 1) / kThreads, 4096));
+      ROBOCACHE_RETURN_IF_ERROR(with_time_types(a.time_dtype, a.tgt_dtype, [&](auto tt, auto tg) {
+        validate_kernel<decltype(tt), decltype(tg)><<<blocks, kThreads, 0, stream>>>(a, &s->state[j], &s->host[j]);
+        ROBOCACHE_CUDA_CHECK(cudaGetLastError());
+        return Status::ok();
+      }));
+    }
+    ROBOCACHE_CUDA_CHECK(cudaEventRecord(s->done, stream));
+    // The resampling is queued before the host waits, so only the check's latency is exposed. It is
+    // memory-safe on bad input (lengths are clamped in-kernel); on a fault its output is discarded.
+    if (k0 + m >= n) ROBOCACHE_RETURN_IF_ERROR(launch_all(args, n, stream));
+    ROBOCACHE_CUDA_CHECK(cudaEventSynchronize(s->done));
+    for (int j = 0; j < m; ++j) {
+      const ResampleArgs& a = args[k0 + j];
+      const FaultKeys keys = s->host[j];
+      ROBOCACHE_RETURN_IF_ERROR(in_stream(with_time_types(a.time_dtype, a.tgt_dtype, [&](auto tt, auto) {
+                                            return read_fault<decltype(tt)>(a, keys);
+                                          }),
+                                          names ? names[k0 + j] : nullptr));
+    }
   }
+  return Status::ok();
 }
 
 }  // namespace robocache::ops
