@@ -167,6 +167,9 @@ def fuse_multimodal(
             raise TypeError(f"stream '{name}' is a {library_of(data)} array but stream '{names[0]}' is {lib}")
         if data.ndim not in (2, 3):
             raise ValueError(f"stream '{name}': data must have shape [B, S, D] or [S, D], got {list(data.shape)}")
+        if data.ndim != first.ndim or tuple(data.shape[:-2]) != tuple(first.shape[:-2]):
+            raise ValueError(f"stream '{name}' has data of shape {list(data.shape)} but stream '{names[0]}' has "
+                             f"{list(first.shape)}; all streams need the same batch size B")
     tgt_t = as_array(tgt_t, first, lib, "tgt_t")
     if tgt_t.ndim not in (1, 2):
         raise ValueError(f"tgt_t must have shape [B, T] or [T], got {list(tgt_t.shape)}")
