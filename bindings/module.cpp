@@ -17,6 +17,7 @@ void throw_status(const Status& status) {
 }
 
 void bind_resample(nb::module_& m);
+void bind_datasets(nb::module_& m);
 
 }  // namespace robocache::bindings
 
@@ -42,4 +43,5 @@ NB_MODULE(_C, m) {
   m.def("get_num_threads", &robocache::get_num_threads);
 
   bindings::bind_resample(m);
+  bindings::bind_datasets(m);
 }

@@ -6,6 +6,7 @@ arrays without copies. See ``robocache.build_info()`` for how this copy was buil
 
 from . import _C
 from .ops import resample_trajectories
+from . import datasets
 
 __version__ = _C.build_info()["version"]
 
