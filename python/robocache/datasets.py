@@ -140,13 +140,41 @@ class Episode:
         return f"Episode({self.index}, {len(self.streams)} streams, source={self.metadata['source_file']!r})"
 
 
+def _calvin_language(path: str, enabled: bool):
+    """CALVIN's lang_annotations/auto_lang_ann.npy: a pickled dict {"info": {"indx": [(first, last), ...]},
+    "language": {"ann": [...], "task": [...]}}, as (first, last, instruction, task) windows. It is a pickle,
+    so it is loaded (as CALVIN's own loader does) only when ``calvin_language`` is true."""
+    f = os.path.join(path, "lang_annotations", "auto_lang_ann.npy")
+    if not enabled or not os.path.exists(f):
+        return None
+    try:
+        d = np.load(f, allow_pickle=True).item()
+        indx, ann, task = d["info"]["indx"], d["language"]["ann"], d["language"]["task"]
+    except Exception as e:  # noqa: BLE001 - any failure here is a malformed annotation file
+        raise OSError(f"{f}: not a CALVIN language annotation file ({type(e).__name__}: {e})") from e
+    if not len(indx) == len(ann) == len(task):
+        raise OSError(f"{f}: info/indx has {len(indx)} windows, language/ann {len(ann)}, language/task {len(task)}")
+    return [(int(a), int(b), str(t), str(k)) for (a, b), t, k in zip(indx, ann, task)]
+
+
 class Dataset:
     """A dataset on disk: ``len``, ``ds[i]`` (negative indices too) and iteration over episodes."""
 
-    def __init__(self, native: "_C._Dataset", path: str):
+    def __init__(self, native: "_C._Dataset", path: str, calvin_language: bool = True):
         self._ds = native
         self.path = path
         self.format: str = native.format
+        self._language = _calvin_language(path, calvin_language) if self.format == "calvin" else None
+
+    def _episode(self, index: int) -> Episode:
+        ep = Episode(self._ds.read_episode(index))
+        if self._language is not None:
+            first, last = int(ep.metadata["extra"]["first_step"]), int(ep.metadata["extra"]["last_step"])
+            windows = [w for w in self._language if w[0] <= last and w[1] >= first]
+            ep.metadata["language_annotations"] = windows
+            if windows:
+                ep.metadata["language_instruction"], ep.metadata["task"] = windows[0][2], windows[0][3]
+        return ep
 
     def __len__(self) -> int:
         return len(self._ds)
@@ -156,18 +184,18 @@ class Dataset:
         index = int(index)
         if not -n <= index < n:
             raise IndexError(f"episode {index} is out of range for {n} episodes in {self.path}")
-        return Episode(self._ds.read_episode(index % n))
+        return self._episode(index % n)
 
     def __iter__(self) -> Iterator[Episode]:
         for i in range(len(self._ds)):
-            yield Episode(self._ds.read_episode(i))
+            yield self._episode(i)
 
     def __repr__(self) -> str:
         return f"Dataset(format={self.format!r}, episodes={len(self)}, path={self.path!r})"
 
 
 def open(path, *, split: Optional[str] = None, rate_hz: Optional[float] = None,
-         verify_checksums: bool = True) -> Dataset:
+         verify_checksums: bool = True, calvin_language: bool = True) -> Dataset:
     """Opens a dataset, recognising its format:
 
     - a TFDS/RLDS directory (``dataset_info.json`` + ``features.json`` + TFRecord shards, or its parent
@@ -177,10 +205,13 @@ def open(path, *, split: Optional[str] = None, rate_hz: Optional[float] = None,
 
     ``rate_hz`` gives the sampling rate for formats that record no timestamps (timestamps = step / rate);
     without it such streams get the step indices as timestamps (``time_source == "step_index"``).
+    For CALVIN, ``lang_annotations/auto_lang_ann.npy`` (a pickle: set ``calvin_language=False`` for files
+    you do not trust) gives each episode ``metadata["language_annotations"]``, the (first, last, instruction,
+    task) windows that overlap it, and the first window's instruction and task.
     Corrupt or missing files raise ``OSError`` naming the file and the byte offset or key.
     """
     path = os.fspath(path)
     if rate_hz is not None and not rate_hz > 0:
         raise ValueError(f"rate_hz must be > 0, got {rate_hz}")
     native = _C.open_dataset(path, split or "", float(rate_hz or 0.0), bool(verify_checksums))
-    return Dataset(native, path)
+    return Dataset(native, path, calvin_language)
