@@ -10,7 +10,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-Status not_built(const std::string& format, const std::string& path, const char* option, const char* libs) {
+[[maybe_unused]] Status not_built(const std::string& format, const std::string& path, const char* option, const char* libs) {
   return runtime_error(path, " looks like a ", format, " dataset, but RoboCache was built without the ", format,
                        " reader (", libs, " not found at build time; CMake option ", option, ")");
 }
