@@ -11,6 +11,7 @@
 
 #include "example.pb.h"  // generated from src/io/example.proto into the build tree
 #include "io/readers.h"
+#include "io/rlds.h"
 #include "io/tfrecord.h"
 
 namespace robocache::io {
@@ -133,6 +134,21 @@ Status collect_features(const json& node, const std::string& key, bool in_steps,
   return Status::ok();
 }
 
+Status collect_all_features(const json& features, const std::string& file, std::vector<FeatureSpec>* out) {
+  out->clear();
+  try {
+    ROBOCACHE_RETURN_IF_ERROR(collect_features(features, "", false, file, out));
+  } catch (const json::exception& e) {
+    return io_error(file, ": unexpected layout: ", e.what());
+  }
+  // Fixed-shape steps features first, so a feature with an unknown dimension can take the step count.
+  std::stable_partition(out->begin(), out->end(), [](const FeatureSpec& s) {
+    return !(s.is_step && s.kind == FeatureKind::Tensor &&
+             std::find(s.shape.begin(), s.shape.end(), -1) != s.shape.end());
+  });
+  return Status::ok();
+}
+
 std::string shard_name(const std::string& tmpl, const std::string& dataset, const std::string& split,
                        const std::string& format, size_t shard, size_t num_shards) {
   char xy[64];
@@ -175,8 +191,6 @@ class RldsDataset final : public Dataset {
   std::vector<std::string> shard_split_;
   std::vector<EpisodeRef> episodes_;
 
- private:
-  Status decode(const tfexample::Example& ex, const std::string& where, Episode* out) const;
 };
 
 // Values of one feature as the spec's dtype, appended to `dst`.
@@ -272,7 +286,8 @@ std::string metadata_text(const EpisodeStream& s) {
   return os.str();
 }
 
-Status RldsDataset::decode(const tfexample::Example& ex, const std::string& where, Episode* out) const {
+Status decode_example(const std::vector<FeatureSpec>& features_, double rate_hz, const tfexample::Example& ex,
+                      const std::string& where, Episode* out) {
   const auto& fmap = ex.features().feature();
   for (const auto& kv : fmap) {
     bool known = false;
@@ -354,7 +369,7 @@ Status RldsDataset::decode(const tfexample::Example& ex, const std::string& wher
       } else if (items != steps) {
         return io_error(where, ": feature '", spec.key, "' has ", items, " steps but '", steps_from, "' has ", steps);
       }
-      set_step_timestamps(&s, options_.rate_hz);
+      set_step_timestamps(&s, rate_hz);
       out->streams.push_back(std::move(s));
     } else {
       episode_fields.push_back(std::move(s));
@@ -394,7 +409,7 @@ Status RldsDataset::read_episode(int64_t index, Episode* out) const {
   out->metadata.source_file = file;
   out->metadata.source_key = "record " + std::to_string(ref.record) + " at byte offset " + std::to_string(ref.span.offset);
   out->metadata.extra["split"] = shard_split_[ref.shard];
-  return decode(ex, where, out);
+  return decode_example(features_, options_.rate_hz, ex, where, out);
 }
 
 }  // namespace
@@ -408,12 +423,7 @@ Status open_rlds(const std::string& dir_in, const DatasetOptions& options, std::
   ROBOCACHE_RETURN_IF_ERROR(read_json(dir / "dataset_info.json", &info));
   ROBOCACHE_RETURN_IF_ERROR(read_json(dir / "features.json", &features));
   const std::string info_file = (dir / "dataset_info.json").string();
-  ROBOCACHE_RETURN_IF_ERROR(collect_features(features, "", false, (dir / "features.json").string(), &ds->features_));
-  // Fixed-shape steps features first, so a feature with an unknown dimension can take the step count.
-  std::stable_partition(ds->features_.begin(), ds->features_.end(), [](const FeatureSpec& s) {
-    return !(s.is_step && s.kind == FeatureKind::Tensor &&
-             std::find(s.shape.begin(), s.shape.end(), -1) != s.shape.end());
-  });
+  ROBOCACHE_RETURN_IF_ERROR(collect_all_features(features, (dir / "features.json").string(), &ds->features_));
   try {
     const std::string file_format = info.value("fileFormat", std::string("tfrecord"));
     if (file_format != "tfrecord")
@@ -466,6 +476,38 @@ Status open_rlds(const std::string& dir_in, const DatasetOptions& options, std::
   }
   *out = std::move(ds);
   return Status::ok();
+}
+
+struct RldsSchema {
+  std::vector<FeatureSpec> features;
+};
+
+Status parse_rlds_features(const std::string& json_text, const std::string& file,
+                           std::shared_ptr<const RldsSchema>* out) {
+  json j;
+  try {
+    j = json::parse(json_text);
+  } catch (const json::parse_error& e) {
+    return io_error(file, ": invalid JSON at byte offset ", e.byte, ": ", e.what());
+  }
+  auto schema = std::make_shared<RldsSchema>();
+  try {
+    ROBOCACHE_RETURN_IF_ERROR(collect_all_features(j, file, &schema->features));
+  } catch (const json::exception& e) {
+    return io_error(file, ": unexpected layout: ", e.what());
+  }
+  *out = std::move(schema);
+  return Status::ok();
+}
+
+Status decode_rlds_record(const RldsSchema& schema, const uint8_t* data, size_t size, const std::string& where,
+                          double rate_hz, Episode* out) {
+  tfexample::Example ex;
+  if (size > static_cast<size_t>(INT32_MAX)) return io_error(where, ": record of ", size, " bytes exceeds protobuf's 2 GiB limit");
+  if (!ex.ParseFromArray(data, static_cast<int>(size)))
+    return io_error(where, ": malformed tf.train.Example (protobuf parse failed)");
+  *out = Episode{};
+  return decode_example(schema.features, rate_hz, ex, where, out);
 }
 
 }  // namespace robocache::io
