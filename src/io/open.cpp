@@ -41,6 +41,11 @@ std::map<std::string, bool> dataset_readers() {
 #else
       {"robomimic", false},
 #endif
+#ifdef ROBOCACHE_WITH_LEROBOT
+      {"lerobot", true},
+#else
+      {"lerobot", false},
+#endif
 #ifdef ROBOCACHE_WITH_IMAGE
       {"image_decode", true},
 #else
@@ -84,8 +89,15 @@ Status open_dataset(const std::string& path_in, const DatasetOptions& options, s
       return not_built("CALVIN", path_in, "ROBOCACHE_WITH_CALVIN", "libzip");
 #endif
     }
+    if (fs::exists(path / "meta" / "info.json")) {
+#ifdef ROBOCACHE_WITH_LEROBOT
+      return io::open_lerobot(path_in, options, out);
+#else
+      return not_built("LeRobot", path_in, "ROBOCACHE_WITH_LEROBOT", "Arrow/Parquet C++ (from the pyarrow wheel)");
+#endif
+    }
     return invalid_argument(path_in, ": not a recognised dataset directory (looked for dataset_info.json (RLDS), "
-                                     "ep_start_end_ids.npy (CALVIN))");
+                                     "ep_start_end_ids.npy (CALVIN), meta/info.json (LeRobot))");
   }
   if (is_hdf5(path)) {
 #ifdef ROBOCACHE_WITH_HDF5

@@ -1,5 +1,5 @@
 // The readers behind open_dataset (src/io/open.cpp). Each is compiled only when its libraries were found
-// (CMake options ROBOCACHE_WITH_RLDS, _CALVIN, _HDF5, _IMAGE); open.cpp reports a reader that was not built.
+// (CMake options ROBOCACHE_WITH_RLDS, _CALVIN, _HDF5, _LEROBOT, _IMAGE); open.cpp reports a reader that was not built.
 #pragma once
 
 #include <memory>
@@ -15,5 +15,8 @@ Status open_rlds(const std::string& dir, const DatasetOptions& options, std::uni
 Status open_calvin(const std::string& dir, const DatasetOptions& options, std::unique_ptr<Dataset>* out);
 // `file` is a RoboMimic or robosuite HDF5 file with a `data` group of demo_N groups.
 Status open_robomimic(const std::string& file, const DatasetOptions& options, std::unique_ptr<Dataset>* out);
+
+// `dir` holds meta/info.json (codebase_version v2.x), meta/episodes.jsonl and data/chunk-*/episode_*.parquet.
+Status open_lerobot(const std::string& dir, const DatasetOptions& options, std::unique_ptr<Dataset>* out);
 
 }  // namespace robocache::io
