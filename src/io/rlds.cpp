@@ -5,6 +5,8 @@
 // (Debian libprotobuf-dev), not a hand-written wire decoder.
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
