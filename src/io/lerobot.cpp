@@ -1,11 +1,17 @@
-#ifdef ROBOCACHE_WITH_LEROBOT
+#ifdef ROBOCACHE_LEROBOT_PLUGIN
 // LeRobot v2.x reader: meta/info.json (fps, robot type, path templates, features), meta/episodes.jsonl
 // (index, tasks, length), one parquet file per episode read through Apache Arrow / Parquet C++. Every
 // non-video column becomes a stream [S, ...] (fixed-size or equal-length lists become [S, n]); the
 // `timestamp` column gives every stream its timestamps (float64 s). Video features are listed in the
 // metadata with their paths; decoding them (FFmpeg) is not part of this reader yet.
+// Built as its own plugin, librobocache_lerobot.so, which open.cpp loads on the first LeRobot dataset:
+// pyarrow's libparquet exports a bundled OpenSSL, and in the module's own link scope it would take over
+// libcrypto's symbols (through libhdf5 -> libcurl) and crash a later `import hashlib`. Loaded alone, with
+// RTLD_LOCAL, it shares no scope with libcrypto, and a pyarrow upgrade breaks only this reader, not
+// `import robocache`.
 #include <arrow/api.h>
 #include <arrow/io/file.h>
+#include <arrow/util/config.h>
 #include <parquet/arrow/reader.h>
 #include <parquet/exception.h>
 
@@ -186,8 +192,14 @@ class LeRobotDataset final : public Dataset {
       if (!infile.ok()) return io_error(file, ": cannot open episode ", e.index, ": ", infile.status().ToString());
       auto reader = parquet::arrow::OpenFile(*infile, arrow::default_memory_pool());
       if (!reader.ok()) return io_error(file, ": not a readable parquet file: ", reader.status().ToString());
+#if ARROW_VERSION_MAJOR >= 24
+      auto read = (*reader)->ReadTable();
+      if (!read.ok()) return io_error(file, ": cannot read: ", read.status().ToString());
+      table = *read;
+#else
       const arrow::Status st = (*reader)->ReadTable(&table);
       if (!st.ok()) return io_error(file, ": cannot read: ", st.ToString());
+#endif
     } catch (const std::exception& ex) {  // parquet::ParquetException on corrupt pages
       return io_error(file, ": corrupt parquet: ", ex.what());
     }
@@ -310,4 +322,19 @@ Status open_lerobot(const std::string& dir, const DatasetOptions& options, std::
 }
 
 }  // namespace robocache::io
-#endif  // ROBOCACHE_WITH_LEROBOT
+
+// The plugin's entry points (the only exported symbols; everything else is hidden).
+extern "C" __attribute__((visibility("default"))) int robocache_lerobot_abi() {
+  return static_cast<int>(sizeof(robocache::Episode) * 1000 + sizeof(robocache::DatasetOptions));
+}
+
+extern "C" __attribute__((visibility("default"))) void robocache_lerobot_open(
+    const char* dir, const robocache::DatasetOptions* options, std::unique_ptr<robocache::Dataset>* out,
+    robocache::Status* status) {
+  try {
+    *status = robocache::io::open_lerobot(dir, *options, out);
+  } catch (const std::exception& e) {
+    *status = robocache::io_error(dir, ": LeRobot reader failed: ", e.what());
+  }
+}
+#endif  // ROBOCACHE_LEROBOT_PLUGIN

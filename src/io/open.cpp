@@ -2,6 +2,11 @@
 // (its library was missing at build time) is an error here, never a silent skip.
 #include <filesystem>
 #include <fstream>
+#include <mutex>
+
+#ifdef ROBOCACHE_WITH_LEROBOT
+#include <dlfcn.h>
+#endif
 
 #include "io/readers.h"
 
@@ -21,6 +26,57 @@ bool is_hdf5(const fs::path& file) {
   char head[8] = {};
   return in.read(head, 8) && std::equal(sig, sig + 8, head);
 }
+
+#ifdef ROBOCACHE_WITH_LEROBOT
+// The LeRobot reader lives in librobocache_lerobot.so (see src/io/lerobot.cpp for why), next to the module
+// that holds this library, or at $ROBOCACHE_LEROBOT_PLUGIN, or where the build put it.
+Status open_lerobot_plugin(const std::string& dir, const DatasetOptions& options, std::unique_ptr<Dataset>* out) {
+  using OpenFn = void (*)(const char*, const DatasetOptions*, std::unique_ptr<Dataset>*, Status*);
+  using AbiFn = int (*)();
+  static std::mutex mutex;
+  static OpenFn open_fn = nullptr;
+  static std::string load_errors;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (!open_fn) {
+    std::vector<std::string> candidates;
+    if (const char* env = std::getenv("ROBOCACHE_LEROBOT_PLUGIN")) candidates.push_back(env);
+    Dl_info info{};
+    if (dladdr(reinterpret_cast<void*>(&open_dataset), &info) && info.dli_fname)
+      candidates.push_back((fs::path(info.dli_fname).parent_path() / "librobocache_lerobot.so").string());
+    candidates.push_back(ROBOCACHE_LEROBOT_PLUGIN_BUILD_PATH);
+    load_errors.clear();
+    for (const std::string& c : candidates) {
+      if (!fs::exists(c)) {
+        load_errors += "\n  " + c + ": not found";
+        continue;
+      }
+      void* h = dlopen(c.c_str(), RTLD_NOW | RTLD_LOCAL);  // never closed: datasets it opened point into it
+      if (!h) {
+        const char* e = dlerror();
+        load_errors += "\n  " + c + ": " + (e ? e : "dlopen failed");
+        continue;
+      }
+      auto abi = reinterpret_cast<AbiFn>(dlsym(h, "robocache_lerobot_abi"));
+      auto fn = reinterpret_cast<OpenFn>(dlsym(h, "robocache_lerobot_open"));
+      const int want = static_cast<int>(sizeof(Episode) * 1000 + sizeof(DatasetOptions));
+      if (!abi || !fn || abi() != want) {
+        load_errors += "\n  " + c + ": not a matching RoboCache LeRobot plugin";
+        continue;
+      }
+      open_fn = fn;
+      break;
+    }
+  }
+  if (!open_fn) {
+    return runtime_error(dir, ": cannot load the LeRobot reader plugin (it links the Arrow/Parquet libraries of the "
+                              "pyarrow it was built with; after a pyarrow upgrade, reinstall RoboCache):",
+                         load_errors);
+  }
+  Status status;
+  open_fn(dir.c_str(), &options, out, &status);
+  return status;
+}
+#endif
 
 }  // namespace
 
@@ -91,7 +147,7 @@ Status open_dataset(const std::string& path_in, const DatasetOptions& options, s
     }
     if (fs::exists(path / "meta" / "info.json")) {
 #ifdef ROBOCACHE_WITH_LEROBOT
-      return io::open_lerobot(path_in, options, out);
+      return open_lerobot_plugin(path_in, options, out);
 #else
       return not_built("LeRobot", path_in, "ROBOCACHE_WITH_LEROBOT", "Arrow/Parquet C++ (from the pyarrow wheel)");
 #endif

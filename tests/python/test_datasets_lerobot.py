@@ -109,3 +109,17 @@ def test_length_mismatch_and_version(g1_copy):
     (g1_copy / "meta" / "info.json").write_text(json.dumps(info))
     with pytest.raises(OSError, match=r"info.json: codebase_version 'v3.0' is not supported"):
         datasets.open(g1_copy)
+
+
+def test_import_then_hashlib_does_not_crash():
+    """pyarrow's libparquet exports a bundled OpenSSL; linked into the module it hijacked libcrypto's symbols
+    and `import robocache; import hashlib` crashed. The LeRobot reader is now a dlopen'ed plugin."""
+    import subprocess
+    import sys
+
+    code = ("import robocache, hashlib, ssl; from robocache import datasets; "
+            f"ds = datasets.open({str(G1)!r}) if {G1.exists()} else None; "
+            "import hashlib as h; print(h.sha256(b'x').hexdigest()[:8])")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip() == "2d711642"
