@@ -28,8 +28,9 @@ bool is_hdf5(const fs::path& file) {
 }
 
 #ifdef ROBOCACHE_WITH_LEROBOT
-// The LeRobot reader lives in librobocache_lerobot.so (see src/io/lerobot.cpp for why), next to the module
-// that holds this library, or at $ROBOCACHE_LEROBOT_PLUGIN, or where the build put it.
+// The LeRobot reader lives in librobocache_lerobot.so (see src/io/lerobot.cpp for why): at
+// $ROBOCACHE_LEROBOT_PLUGIN, next to the module that holds this library (the Python package), where the
+// build put it, or in the install prefix's lib/.
 Status open_lerobot_plugin(const std::string& dir, const DatasetOptions& options, std::unique_ptr<Dataset>* out) {
   using OpenFn = void (*)(const char*, const DatasetOptions*, std::unique_ptr<Dataset>*, Status*);
   using AbiFn = int (*)();
@@ -44,6 +45,7 @@ Status open_lerobot_plugin(const std::string& dir, const DatasetOptions& options
     if (dladdr(reinterpret_cast<void*>(&open_dataset), &info) && info.dli_fname)
       candidates.push_back((fs::path(info.dli_fname).parent_path() / "librobocache_lerobot.so").string());
     candidates.push_back(ROBOCACHE_LEROBOT_PLUGIN_BUILD_PATH);
+    candidates.push_back(ROBOCACHE_LEROBOT_PLUGIN_INSTALL_PATH);
     load_errors.clear();
     for (const std::string& c : candidates) {
       if (!fs::exists(c)) {
