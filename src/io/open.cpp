@@ -113,6 +113,7 @@ std::map<std::string, bool> dataset_readers() {
 }
 
 Status open_dataset(const std::string& path_in, const DatasetOptions& options, std::unique_ptr<Dataset>* out) {
+  (void)out;  // unused when no reader is built
   const fs::path path(path_in);
   std::error_code ec;
   if (!fs::exists(path, ec)) return io_error(path_in, ": no such file or directory");
