@@ -83,6 +83,17 @@ void bind_datasets(nb::module_& m) {
         d["rate_hz"] = s.rate_hz;
         return d;
       })
+      .def("decode", [](const Episode& ep, const std::string& name) {
+        const EpisodeStream& s = find_stream(ep, name);
+        robocache::Array out;
+        Status st;
+        {
+          nb::gil_scoped_release release;
+          st = decode_images(s, &out);
+        }
+        check(st);
+        return to_numpy(out);
+      })
       .def("metadata", [](const Episode& ep) {
         nb::dict d;
         d["language_instruction"] = ep.metadata.language_instruction;

@@ -114,4 +114,8 @@ std::map<std::string, bool> dataset_readers();
 // `what` names the item in errors ("steps/observation/image_0[3] in <file>").
 Status decode_image(const uint8_t* data, size_t size, const std::string& what, Array* out);
 
+// Decodes every item of an encoded-image stream (kind Bytes, encoding "jpeg" or "png") into uint8
+// [S, H, W, C] on the CPU thread pool; every image must have the first one's shape.
+Status decode_images(const EpisodeStream& stream, Array* out);
+
 }  // namespace robocache

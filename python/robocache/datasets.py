@@ -84,13 +84,7 @@ class Stream:
                 raise IndexError(f"sample {index} is out of range for stream '{self.name}' of {n} samples")
             index %= n
             return _C.decode_image(data[offsets[index]:offsets[index + 1]].tobytes(), f"{self.name}[{index}]")
-        frames = [_C.decode_image(data[offsets[i]:offsets[i + 1]].tobytes(), f"{self.name}[{i}]") for i in range(n)]
-        if not frames:
-            return np.zeros((0, 0, 0, 0), np.uint8)
-        shapes = {f.shape for f in frames}
-        if len(shapes) != 1:
-            raise ValueError(f"stream '{self.name}' has images of different shapes {sorted(shapes)}; decode them one by one")
-        return np.stack(frames)
+        return self._ep.decode(self.name)  # on the CPU thread pool
 
     def _raw(self):
         if self.kind != "bytes":

@@ -1,6 +1,11 @@
 // Image decoding for encoded image streams: JPEG through libjpeg-turbo, PNG through libpng's simplified API.
 #include "robocache/episode.h"
 
+#include <cstring>
+#include <vector>
+
+#include "core/parallel.h"
+
 #ifdef ROBOCACHE_WITH_IMAGE
 #include <jpeglib.h>
 #include <png.h>
@@ -91,6 +96,43 @@ Status decode_image(const uint8_t* data, size_t size, const std::string& what, A
   return runtime_error(what, ": cannot decode: RoboCache was built without image decoding (libjpeg-turbo and "
                              "libpng; CMake option ROBOCACHE_WITH_IMAGE)");
 #endif
+}
+
+Status decode_images(const EpisodeStream& stream, Array* out) {
+  if (stream.kind != StreamKind::Bytes || (stream.encoding != "jpeg" && stream.encoding != "png"))
+    return invalid_argument("stream '", stream.name, "' does not hold encoded images (encoding '", stream.encoding, "')");
+  const int64_t S = stream.length();
+  const int64_t* off = stream.offsets.ptr<int64_t>();
+  const uint8_t* data = stream.data.ptr<uint8_t>();
+  auto what = [&](int64_t i) { return stream.name + "[" + std::to_string(i) + "]"; };
+  if (S == 0) {
+    *out = Array::empty(DType::UInt8, {0, 0, 0, 0});
+    return Status::ok();
+  }
+  Array first;
+  ROBOCACHE_RETURN_IF_ERROR(decode_image(data + off[0], off[1] - off[0], what(0), &first));
+  std::vector<int64_t> shape = first.shape;
+  shape.insert(shape.begin(), S);
+  Array all = Array::empty(DType::UInt8, shape);
+  const size_t frame = first.nbytes();
+  std::memcpy(all.data(), first.data(), frame);
+  std::vector<Status> status(S);
+  core::parallel_for(1, S, 4, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      Array img;
+      status[i] = decode_image(data + off[i], off[i + 1] - off[i], what(i), &img);
+      if (!status[i].is_ok()) continue;
+      if (img.shape != first.shape) {
+        status[i] = invalid_argument(what(i), " is ", img.shape_str(), " but ", what(0), " is ", first.shape_str(),
+                                     "; decode images of different shapes one by one");
+        continue;
+      }
+      std::memcpy(all.ptr<uint8_t>() + i * frame, img.data(), frame);
+    }
+  });
+  for (const Status& s : status) ROBOCACHE_RETURN_IF_ERROR(s);
+  *out = std::move(all);
+  return Status::ok();
 }
 
 }  // namespace robocache

@@ -317,3 +317,14 @@ def test_not_a_dataset(tmp_path):
         datasets.open(tmp_path / "nope")
     with pytest.raises(ValueError, match="not a recognised dataset directory"):
         datasets.open(tmp_path)
+
+
+def test_decode_all_needs_one_shape(tmp_path):
+    rng = np.random.default_rng(11)
+    imgs = [rng.integers(0, 256, (4, 5, 3), dtype=np.uint8), rng.integers(0, 256, (4, 6, 3), dtype=np.uint8)]
+    steps = {"image": {"image": {"shape": {"dimensions": ["-1", "-1", "3"]}, "dtype": "uint8", "encodingFormat": "png"}}}
+    _small_dataset(tmp_path / "mixed", [{"steps/image": ([_png(i) for i in imgs], "byte")}], steps)
+    stream = datasets.open(tmp_path / "mixed")[0]["steps/image"]
+    np.testing.assert_array_equal(stream.decode(1), imgs[1])
+    with pytest.raises(ValueError, match=r"steps/image\[1\] is \[4, 6, 3\] but steps/image\[0\] is \[4, 5, 3\]"):
+        stream.decode()
