@@ -75,7 +75,8 @@ Status parse_shape(const json& tensor, const std::string& key, const std::string
     if (d < -1) return io_error(file, ": feature '", key, "' has a negative dimension ", d);
     unknown += d == -1;
   }
-  if (unknown > 1) return io_error(file, ": feature '", key, "' has more than one unknown (-1) dimension");
+  if (unknown > 1 && tensor.contains("dtype") && !tensor.contains("encodingFormat"))  // images may have several
+    return io_error(file, ": feature '", key, "' has more than one unknown (-1) dimension");
   return Status::ok();
 }
 

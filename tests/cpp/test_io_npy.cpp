@@ -17,7 +17,7 @@ std::vector<uint8_t> npy(const std::string& dict, const std::vector<uint8_t>& da
   header += '\n';
   std::vector<uint8_t> out = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, uint8_t(header.size() & 0xff), uint8_t(header.size() >> 8)};
   out.insert(out.end(), header.begin(), header.end());
-  out.insert(out.end(), data.begin(), data.end());
+  if (!data.empty()) out.insert(out.end(), data.begin(), data.end());  // GCC 12 warns on an empty range
   return out;
 }
 
