@@ -18,6 +18,7 @@ void throw_status(const Status& status) {
 
 void bind_resample(nb::module_& m);
 void bind_voxelize(nb::module_& m);
+void bind_datasets(nb::module_& m);
 
 }  // namespace robocache::bindings
 
@@ -44,4 +45,5 @@ NB_MODULE(_C, m) {
 
   bindings::bind_resample(m);
   bindings::bind_voxelize(m);
+  bindings::bind_datasets(m);
 }

@@ -8,6 +8,7 @@ from . import _C
 from .ops import fuse_multimodal, resample_rotations, resample_trajectories
 from .pointclouds import PointCloud, load_point_cloud
 from .voxel import hard_voxelize, voxel_downsample, voxelize_point_cloud
+from . import datasets
 
 __version__ = _C.build_info()["version"]
 

@@ -5,25 +5,12 @@
 #include <cctype>
 #include <cstdio>
 
+#include "io/file.h"
 #include "io/lzf.h"
 #include "robocache/pointcloud_io.h"
 
 namespace robocache {
 namespace {
-
-Status read_file(const std::string& path, std::string* bytes) {
-  // C stdio, not iostreams: see the note in robocache/status.h.
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) return io_error(path, ": cannot open file: ", std::strerror(errno));
-  bytes->clear();
-  char buf[1 << 16];
-  size_t got = 0;
-  while ((got = std::fread(buf, 1, sizeof(buf), f)) > 0) bytes->append(buf, got);
-  const bool failed = std::ferror(f) != 0;
-  std::fclose(f);
-  if (failed) return io_error(path, ": read error after ", bytes->size(), " bytes");
-  return Status::ok();
-}
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -131,7 +118,7 @@ Status parse_lidar_bin(std::string_view bytes, const std::string& name, int colu
 
 Status read_lidar_bin(const std::string& path, int columns, PointCloudFile* out) {
   std::string bytes;
-  ROBOCACHE_RETURN_IF_ERROR(read_file(path, &bytes));
+  ROBOCACHE_RETURN_IF_ERROR(io::read_file(path, &bytes));
   return parse_lidar_bin(bytes, path, columns, out);
 }
 
@@ -316,7 +303,7 @@ Status parse_pcd(std::string_view bytes, const std::string& name, PointCloudFile
 
 Status read_pcd(const std::string& path, PointCloudFile* out) {
   std::string bytes;
-  ROBOCACHE_RETURN_IF_ERROR(read_file(path, &bytes));
+  ROBOCACHE_RETURN_IF_ERROR(io::read_file(path, &bytes));
   return parse_pcd(bytes, path, out);
 }
 

@@ -338,18 +338,22 @@ def test_lerobot_g1_batch_of_padded_episodes():
     np.testing.assert_array_equal(mask, want_mask)
 
 
-@pytest.mark.parametrize("task", ["Lift", "Door", "Wipe"])
+@pytest.mark.parametrize("task", ["lift", "door", "wipe", "SawyerLift"])
 def test_robosuite_demo_states_onto_a_jittered_clock(rng, task):
     h5py = pytest.importorskip("h5py")
     with h5py.File(shared_data("robosuite", task, "demo.hdf5"), "r") as f:
-        demo = sorted(f["data"].keys())[0]
-        states = f["data"][demo]["states"][()]
-        actions = f["data"][demo]["actions"][()]
+        demo = f["data"][sorted(f["data"].keys())[0]]
+        # SawyerLift is the older layout, with zero-width arrays such as left_dpos (N, 0).
+        names = ["states", "actions"] if "actions" in demo else ["states", "joint_velocities", "left_dpos"]
+        arrays = {n: demo[n][()] for n in names}
+    states = arrays["states"]
     # The demos carry no timestamps: step index over the 20 Hz control rate, then a jittered 15 Hz clock.
     t = np.arange(len(states)) / 20.0
     tgt = np.sort(rng.uniform(t[0] - 0.1, t[-1] + 0.1, len(states) * 3 // 4))
-    for arr, method in ((states, "linear"), (actions, "hold")):
+    for name, arr in arrays.items():
+        method = "linear" if name == "states" else "hold"
         out = rc.resample_trajectories(arr, t, tgt, method=method, boundary="nan")
+        assert out.shape == (len(tgt), arr.shape[1])
         want, _ = resample_reference(arr, t, tgt, method, "nan")
         assert_close(out, want, TOL["float64"] * 1e3)
 

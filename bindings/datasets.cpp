@@ -1,0 +1,152 @@
+// Dataset readers: the C++ Dataset / Episode objects, with each stream's owned buffer handed to NumPy
+// without a copy (the ndarray keeps the buffer alive through a capsule).
+#include <nanobind/stl/map.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/unique_ptr.h>
+#include <nanobind/stl/vector.h>
+
+#include <memory>
+
+#include "convert.h"
+#include "robocache/episode.h"
+
+namespace robocache::bindings {
+namespace {
+
+nb::dlpack::dtype dlpack_dtype(DType dtype) {
+  switch (dtype) {
+    case DType::Float16: return {uint8_t(nb::dlpack::dtype_code::Float), 16, 1};
+    case DType::BFloat16: return {uint8_t(nb::dlpack::dtype_code::Bfloat), 16, 1};
+    case DType::Float32: return nb::dtype<float>();
+    case DType::Float64: return nb::dtype<double>();
+    case DType::Int32: return nb::dtype<int32_t>();
+    case DType::Int64: return nb::dtype<int64_t>();
+    case DType::UInt8: return nb::dtype<uint8_t>();
+    case DType::Bool: return nb::dtype<bool>();
+  }
+  throw nb::type_error("unknown dtype");
+}
+
+// Shares the Array's buffer with NumPy: the capsule holds one more reference to it.
+nb::object to_numpy(const robocache::Array& a) {
+  auto* keep = new std::shared_ptr<std::vector<uint8_t>>(a.buffer);
+  nb::capsule owner(keep, [](void* p) noexcept { delete static_cast<std::shared_ptr<std::vector<uint8_t>>*>(p); });
+  std::vector<size_t> shape(a.shape.begin(), a.shape.end());
+  static uint8_t empty_sentinel = 0;  // NumPy wants a non-null pointer even for zero elements
+  void* data = a.data() ? a.data() : &empty_sentinel;
+  return nb::cast(nb::ndarray<nb::numpy>(data, shape.size(), shape.data(), owner, nullptr, dlpack_dtype(a.dtype)));
+}
+
+const EpisodeStream& find_stream(const Episode& ep, const std::string& name) {
+  const EpisodeStream* s = ep.find(name);
+  if (!s) {
+    std::string names;
+    for (const EpisodeStream& t : ep.streams) names += (names.empty() ? "" : ", ") + t.name;
+    throw nb::key_error(("no stream '" + name + "' in this episode (streams: " + names + ")").c_str());
+  }
+  return *s;
+}
+
+const char* time_source_name(TimeSource s) {
+  switch (s) {
+    case TimeSource::Recorded: return "recorded";
+    case TimeSource::StepIndexOverRate: return "step_index_over_rate";
+    case TimeSource::StepIndex: return "step_index";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+void bind_datasets(nb::module_& m) {
+  nb::class_<Episode>(m, "_Episode")
+      .def_ro("index", &Episode::index)
+      .def("names", [](const Episode& ep) {
+        std::vector<std::string> names;
+        for (const EpisodeStream& s : ep.streams) names.push_back(s.name);
+        return names;
+      })
+      .def("data", [](const Episode& ep, const std::string& name) { return to_numpy(find_stream(ep, name).data); })
+      .def("offsets", [](const Episode& ep, const std::string& name) -> nb::object {
+        const EpisodeStream& s = find_stream(ep, name);
+        return s.kind == StreamKind::Bytes ? to_numpy(s.offsets) : nb::none();
+      })
+      .def("timestamps", [](const Episode& ep, const std::string& name) { return to_numpy(find_stream(ep, name).timestamps); })
+      .def("info", [](const Episode& ep, const std::string& name) {
+        const EpisodeStream& s = find_stream(ep, name);
+        nb::dict d;
+        d["kind"] = s.kind == StreamKind::Bytes ? "bytes" : "tensor";
+        d["encoding"] = s.encoding;
+        d["length"] = s.length();
+        d["time_unit"] = s.time_unit == TimeUnit::Nanoseconds ? "ns" : "s";
+        d["time_source"] = time_source_name(s.time_source);
+        d["rate_hz"] = s.rate_hz;
+        return d;
+      })
+      .def("decode", [](const Episode& ep, const std::string& name) {
+        const EpisodeStream& s = find_stream(ep, name);
+        robocache::Array out;
+        Status st;
+        {
+          nb::gil_scoped_release release;
+          st = decode_images(s, &out);
+        }
+        check(st);
+        return to_numpy(out);
+      })
+      .def("metadata", [](const Episode& ep) {
+        nb::dict d;
+        d["language_instruction"] = ep.metadata.language_instruction;
+        d["task"] = ep.metadata.task;
+        d["robot_type"] = ep.metadata.robot_type;
+        d["source_file"] = ep.metadata.source_file;
+        d["source_key"] = ep.metadata.source_key;
+        d["extra"] = ep.metadata.extra;
+        return d;
+      });
+
+  nb::class_<Dataset>(m, "_Dataset")
+      .def_prop_ro("format", &Dataset::format)
+      .def_prop_ro("path", &Dataset::path)
+      .def("__len__", &Dataset::num_episodes)
+      .def("read_episode", [](const Dataset& ds, int64_t index) {
+        auto ep = std::make_unique<Episode>();
+        Status s;
+        {
+          nb::gil_scoped_release release;
+          s = ds.read_episode(index, ep.get());
+        }
+        check(s);
+        return ep;
+      }, nb::arg("index"));
+
+  m.def("open_dataset", [](const std::string& path, const std::string& split, double rate_hz, bool verify_checksums) {
+    DatasetOptions opt;
+    opt.split = split;
+    opt.rate_hz = rate_hz;
+    opt.verify_checksums = verify_checksums;
+    std::unique_ptr<Dataset> ds;
+    Status s;
+    {
+      nb::gil_scoped_release release;
+      s = open_dataset(path, opt, &ds);
+    }
+    check(s);
+    return ds;
+  }, nb::arg("path"), nb::arg("split"), nb::arg("rate_hz"), nb::arg("verify_checksums"));
+
+  m.def("dataset_readers", &dataset_readers);
+
+  m.def("decode_image", [](nb::bytes data, const std::string& what) {
+    robocache::Array out;
+    Status s;
+    {
+      nb::gil_scoped_release release;
+      s = decode_image(static_cast<const uint8_t*>(data.data()), data.size(), what, &out);
+    }
+    check(s);
+    return to_numpy(out);
+  }, nb::arg("data"), nb::arg("what"));
+}
+
+}  // namespace robocache::bindings

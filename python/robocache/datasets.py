@@ -1,0 +1,211 @@
+"""Native dataset readers: RLDS / Open X-Embodiment (TFDS TFRecord), CALVIN, RoboMimic / robosuite HDF5.
+
+``robocache.datasets.open(path)`` recognises the format and returns a :class:`Dataset`: ``len(ds)``,
+``ds[i]`` (random access) and ``for episode in ds``. An :class:`Episode` is a set of named streams, each an
+array ``[S, ...]`` with its own timestamps; ``stream.numpy()`` shares the reader's buffer (no copy) and
+``stream.torch()`` wraps that with ``torch.from_numpy`` (no copy either). Encoded images stay bytes until
+``stream.decode()``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Dict, Iterator, List, Optional
+
+import numpy as np
+
+from . import _C
+
+__all__ = ["open", "Dataset", "Episode", "Stream", "decode_image", "readers"]
+
+
+def readers() -> Dict[str, bool]:
+    """Which readers this build has: ``{"rlds": True, "calvin": True, "robomimic": True, "image_decode": True}``."""
+    return dict(_C.dataset_readers())
+
+
+def decode_image(data: bytes, what: str = "image") -> np.ndarray:
+    """Decodes one JPEG or PNG image into uint8 ``[H, W, C]``. ``what`` names it in errors."""
+    return _C.decode_image(bytes(data), what)
+
+
+class Stream:
+    """One named stream of an episode: ``length`` samples with their own ``timestamps``."""
+
+    def __init__(self, episode: "_C._Episode", name: str):
+        self._ep = episode
+        self.name = name
+        info = episode.info(name)
+        self.kind: str = info["kind"]  # "tensor" or "bytes"
+        self.encoding: str = info["encoding"]  # bytes streams: "jpeg", "png", "utf-8", "bytes"
+        self.time_unit: str = info["time_unit"]  # "s" (float64) or "ns" (int64)
+        self.time_source: str = info["time_source"]  # "recorded", "step_index_over_rate", "step_index"
+        self.rate_hz: float = info["rate_hz"]
+        self._length: int = info["length"]
+
+    def __len__(self) -> int:
+        return self._length
+
+    @property
+    def timestamps(self) -> np.ndarray:
+        """``[S]``: float64 seconds or int64 nanoseconds (see ``time_unit`` and ``time_source``)."""
+        return self._ep.timestamps(self.name)
+
+    def numpy(self) -> np.ndarray:
+        """The samples ``[S, ...]``, sharing the reader's buffer. Bytes streams have no fixed shape: use
+        ``items()``, ``texts()`` or ``decode()``."""
+        if self.kind != "tensor":
+            raise TypeError(f"stream '{self.name}' holds {self.encoding} bytes, not a tensor; "
+                            "use .items(), .texts() or .decode()")
+        return self._ep.data(self.name)
+
+    def torch(self):
+        """The samples as a CPU ``torch.Tensor`` sharing the same buffer (``torch.from_numpy``)."""
+        import torch
+
+        return torch.from_numpy(self.numpy())
+
+    def items(self) -> List[bytes]:
+        """A bytes stream's items (encoded images, text), one per sample."""
+        data, offsets = self._raw()
+        return [data[offsets[i]:offsets[i + 1]].tobytes() for i in range(len(offsets) - 1)]
+
+    def texts(self) -> List[str]:
+        return [b.decode("utf-8") for b in self.items()]
+
+    def decode(self, index: Optional[int] = None) -> np.ndarray:
+        """Decodes the encoded images: sample ``index`` as ``[H, W, C]``, or all as ``[S, H, W, C]``."""
+        data, offsets = self._raw()
+        if self.encoding not in ("jpeg", "png"):
+            raise TypeError(f"stream '{self.name}' holds {self.encoding!r} bytes, not encoded images")
+        n = len(offsets) - 1
+        if index is not None:
+            if not -n <= index < n:
+                raise IndexError(f"sample {index} is out of range for stream '{self.name}' of {n} samples")
+            index %= n
+            return _C.decode_image(data[offsets[index]:offsets[index + 1]].tobytes(), f"{self.name}[{index}]")
+        return self._ep.decode(self.name)  # on the CPU thread pool
+
+    def _raw(self):
+        if self.kind != "bytes":
+            raise TypeError(f"stream '{self.name}' is a tensor stream; use .numpy()")
+        return self._ep.data(self.name), self._ep.offsets(self.name)
+
+    def __repr__(self) -> str:
+        what = f"{self.encoding} bytes" if self.kind == "bytes" else f"{self.numpy().dtype} {list(self.numpy().shape)}"
+        return f"Stream({self.name!r}, {self._length} samples, {what})"
+
+
+class Episode:
+    """An episode: named streams (``episode[name]``, ``episode.streams``) plus ``metadata``
+    (language_instruction, task, robot_type, source_file, source_key, extra)."""
+
+    def __init__(self, native: "_C._Episode"):
+        self._ep = native
+        self.index: int = native.index
+        self.metadata: dict = native.metadata()
+        self.streams: Dict[str, Stream] = {name: Stream(native, name) for name in native.names()}
+
+    @property
+    def language_instruction(self) -> str:
+        return self.metadata["language_instruction"]
+
+    def keys(self) -> List[str]:
+        return list(self.streams)
+
+    def __getitem__(self, name: str) -> Stream:
+        try:
+            return self.streams[name]
+        except KeyError:
+            raise KeyError(f"no stream '{name}' in episode {self.index} (streams: {', '.join(self.streams)})") from None
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.streams
+
+    def numpy(self) -> Dict[str, np.ndarray]:
+        """Every tensor stream as a NumPy array (no copies)."""
+        return {n: s.numpy() for n, s in self.streams.items() if s.kind == "tensor"}
+
+    def torch(self) -> dict:
+        """Every tensor stream as a CPU torch.Tensor (no copies)."""
+        return {n: s.torch() for n, s in self.streams.items() if s.kind == "tensor"}
+
+    def __repr__(self) -> str:
+        return f"Episode({self.index}, {len(self.streams)} streams, source={self.metadata['source_file']!r})"
+
+
+def _calvin_language(path: str, enabled: bool):
+    """CALVIN's lang_annotations/auto_lang_ann.npy: a pickled dict {"info": {"indx": [(first, last), ...]},
+    "language": {"ann": [...], "task": [...]}}, as (first, last, instruction, task) windows. It is a pickle,
+    so it is loaded (as CALVIN's own loader does) only when ``calvin_language`` is true."""
+    f = os.path.join(path, "lang_annotations", "auto_lang_ann.npy")
+    if not enabled or not os.path.exists(f):
+        return None
+    try:
+        d = np.load(f, allow_pickle=True).item()
+        indx, ann, task = d["info"]["indx"], d["language"]["ann"], d["language"]["task"]
+    except Exception as e:  # noqa: BLE001 - any failure here is a malformed annotation file
+        raise OSError(f"{f}: not a CALVIN language annotation file ({type(e).__name__}: {e})") from e
+    if not len(indx) == len(ann) == len(task):
+        raise OSError(f"{f}: info/indx has {len(indx)} windows, language/ann {len(ann)}, language/task {len(task)}")
+    return [(int(a), int(b), str(t), str(k)) for (a, b), t, k in zip(indx, ann, task)]
+
+
+class Dataset:
+    """A dataset on disk: ``len``, ``ds[i]`` (negative indices too) and iteration over episodes."""
+
+    def __init__(self, native: "_C._Dataset", path: str, calvin_language: bool = True):
+        self._ds = native
+        self.path = path
+        self.format: str = native.format
+        self._language = _calvin_language(path, calvin_language) if self.format == "calvin" else None
+
+    def _episode(self, index: int) -> Episode:
+        ep = Episode(self._ds.read_episode(index))
+        if self._language is not None:
+            first, last = int(ep.metadata["extra"]["first_step"]), int(ep.metadata["extra"]["last_step"])
+            windows = [w for w in self._language if w[0] <= last and w[1] >= first]
+            ep.metadata["language_annotations"] = windows
+            if windows:
+                ep.metadata["language_instruction"], ep.metadata["task"] = windows[0][2], windows[0][3]
+        return ep
+
+    def __len__(self) -> int:
+        return len(self._ds)
+
+    def __getitem__(self, index: int) -> Episode:
+        n = len(self._ds)
+        index = int(index)
+        if not -n <= index < n:
+            raise IndexError(f"episode {index} is out of range for {n} episodes in {self.path}")
+        return self._episode(index % n)
+
+    def __iter__(self) -> Iterator[Episode]:
+        for i in range(len(self._ds)):
+            yield self._episode(i)
+
+    def __repr__(self) -> str:
+        return f"Dataset(format={self.format!r}, episodes={len(self)}, path={self.path!r})"
+
+
+def open(path, *, split: Optional[str] = None, rate_hz: Optional[float] = None,
+         verify_checksums: bool = True, calvin_language: bool = True) -> Dataset:
+    """Opens a dataset, recognising its format:
+
+    - a TFDS/RLDS directory (``dataset_info.json`` + ``features.json`` + TFRecord shards, or its parent
+      holding one version directory); ``split`` picks one split ("train", "val"), default all;
+    - a CALVIN split directory (``ep_start_end_ids.npy`` + ``episode_XXXXXXX.npz``);
+    - a RoboMimic or robosuite ``.hdf5`` file.
+
+    ``rate_hz`` gives the sampling rate for formats that record no timestamps (timestamps = step / rate);
+    without it such streams get the step indices as timestamps (``time_source == "step_index"``).
+    For CALVIN, ``lang_annotations/auto_lang_ann.npy`` (a pickle: set ``calvin_language=False`` for files
+    you do not trust) gives each episode ``metadata["language_annotations"]``, the (first, last, instruction,
+    task) windows that overlap it, and the first window's instruction and task.
+    Corrupt or missing files raise ``OSError`` naming the file and the byte offset or key.
+    """
+    path = os.fspath(path)
+    if rate_hz is not None and not rate_hz > 0:
+        raise ValueError(f"rate_hz must be > 0, got {rate_hz}")
+    native = _C.open_dataset(path, split or "", float(rate_hz or 0.0), bool(verify_checksums))
+    return Dataset(native, path, calvin_language)
