@@ -1,0 +1,90 @@
+"""Benchmark fuse_multimodal (multi-stream alignment) on the GPU against PyTorch doing one resample per
+stream plus torch.cat, and against the floor (bytes that must move / measured device copy bandwidth).
+
+    python bench/bench_fuse.py [--json PATH]
+
+Floor bytes: the output, the target times, and per stream the source rows a linear interpolation must
+read (min(S, 2T) rows of D channels per episode) with their times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+import robocache as rc  # noqa: E402
+from bench_resample import torch_resample  # noqa: E402
+from common import copy_bandwidth, cuda_event_median, fmt_us, wall_per_call  # noqa: E402
+
+B, T = 256, 128
+THREE = [("image_features", 100, 512), ("joints", 500, 64), ("force", 2000, 12)]
+EIGHT = THREE + [("proprio", 200, 32), ("language_tokens", 50, 256), ("actions", 1000, 7),
+                 ("ee_pose", 300, 7), ("gripper", 30, 1)]
+
+
+def make(torch, spec, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    streams = {}
+    for name, S, D in spec:
+        t = torch.cumsum(torch.rand(B, S, generator=g, dtype=torch.float64) + 0.5, 1) * (2.0 / S)
+        streams[name] = (torch.randn(B, S, D, generator=g).cuda(), t.cuda())
+    tgt = torch.linspace(0.1, 1.9, T, dtype=torch.float64).cuda().expand(B, T).contiguous()
+    return streams, tgt
+
+
+def floor_bytes(spec):
+    rows = sum(min(S, 2 * T) * (D * 4 + 8) for _, S, D in spec)
+    return B * (rows + T * 8 + T * sum(D for _, _, D in spec) * 4)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    import torch
+
+    if not torch.cuda.is_available():
+        sys.exit("bench_fuse: no CUDA GPU visible")
+    bw = copy_bandwidth(torch)
+    print(f"\nfuse_multimodal on {torch.cuda.get_device_name()}; copy bandwidth {bw / 1e9:.0f} GB/s; B={B}, T={T}")
+    print(f"{'problem':<28}{'rc us/call':>11}{'rc no-val':>10}{'rc gpu us':>10}{'torch us/call':>14}"
+          f"{'torch gpu':>10}{'floor us':>9}{'rc gpu/floor':>13}")
+    results = []
+    sync = torch.cuda.synchronize
+    for label, spec in (("3 streams", THREE), ("8 streams", EIGHT)):
+        streams, tgt = make(torch, spec)
+        out = torch.empty(B, T, sum(D for _, _, D in spec), device="cuda")
+
+        def rc_call():
+            return rc.fuse_multimodal(streams, tgt)
+
+        def rc_fast():
+            return rc.fuse_multimodal(streams, tgt, validate=False)
+
+        def torch_call():
+            return torch.cat([torch_resample(torch, d, t, tgt) for d, t in streams.values()], dim=-1)
+
+        err = (rc_call() - torch_call()).abs().max().item()
+        assert err < 1e-4, f"robocache and torch disagree by {err}"
+        r_call = wall_per_call(rc_call, sync)
+        r_fast = wall_per_call(rc_fast, sync)
+        r_gpu = cuda_event_median(rc_fast, torch)
+        t_call = wall_per_call(torch_call, sync)
+        t_gpu = cuda_event_median(torch_call, torch)
+        floor = floor_bytes(spec) / bw
+        print(f"{label:<28}{fmt_us(r_call):>11}{fmt_us(r_fast):>10}{fmt_us(r_gpu):>10}{fmt_us(t_call):>14}"
+              f"{fmt_us(t_gpu):>10}{fmt_us(floor):>9}{r_gpu / floor:12.2f}x")
+        results.append(dict(problem=label, robocache_us_per_call=r_call * 1e6, robocache_no_validate_us=r_fast * 1e6,
+                            robocache_gpu_us=r_gpu * 1e6, torch_us_per_call=t_call * 1e6, torch_gpu_us=t_gpu * 1e6,
+                            floor_us=floor * 1e6, device=torch.cuda.get_device_name()))
+        del streams, out
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
