@@ -21,6 +21,11 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kMaxTile = 256;  // targets per block; one searching thread each
+#ifndef ROBOCACHE_RESAMPLE_MIN_BLOCKS
+#define ROBOCACHE_RESAMPLE_MIN_BLOCKS 5
+#endif
+// Blocks per multiprocessor the register budget must allow (measured on an H100, see BENCHMARKS.md).
+constexpr int kMinBlocks = ROBOCACHE_RESAMPLE_MIN_BLOCKS;
 
 template <class DT>
 using Acc = std::conditional_t<std::is_same_v<DT, double>, double, float>;
@@ -74,12 +79,29 @@ struct StreamTable {
 };
 static_assert(sizeof(StreamTable) < 4000, "kernel parameters are limited to 4 KB");
 
+// The quaternion channels of one target were blended linearly with the rest; redo them along the arc,
+// in float64.
+template <class DT>
+__device__ __forceinline__ void slerp_target(const TargetSlot sl, const DT* src, DT* dst, int64_t data_ss,
+                                          int64_t data_sd, int64_t out_sd, int64_t quat) {
+  if (sl.missing) return;
+  double qa[4], qb[4], q[4];
+#pragma unroll
+  for (int c = 0; c < 4; ++c) {
+    qa[c] = static_cast<double>(to_acc(src[sl.i0 * data_ss + (quat + c) * data_sd]));
+    qb[c] = static_cast<double>(to_acc(src[sl.i1 * data_ss + (quat + c) * data_sd]));
+  }
+  slerp(qa, qb, sl.w, q);
+#pragma unroll
+  for (int c = 0; c < 4; ++c) dst[(quat + c) * out_sd] = from_acc<DT>(static_cast<Acc<DT>>(q[c]));
+}
+
 template <class TT, class TG>
 using CompareT = std::conditional_t<std::is_same_v<TT, TG>, TT, double>;
 
 // VEC > 1: 16-byte vectors along a unit-stride D (checked by the launcher). VEC == 1: any strides.
 template <class DT, class TT, class TG, int VEC>
-__global__ void __launch_bounds__(kThreads) resample_kernel(const __grid_constant__ StreamTable table) {
+__global__ void __launch_bounds__(kThreads, kMinBlocks) resample_kernel(const __grid_constant__ StreamTable table) {
   __shared__ TargetSlot slots[kMaxTile];
   using A = Acc<DT>;
   using CT = CompareT<TT, TG>;
@@ -88,7 +110,9 @@ __global__ void __launch_bounds__(kThreads) resample_kernel(const __grid_constan
   for (int64_t blk = blockIdx.x; blk < total; blk += gridDim.x) {
     int k = 0;
     while (blk >= table.block_end[k]) ++k;
-    const ResampleArgs& a = table.s[k];
+    // A by-value copy: fields read in the inner loops stay in registers (through the reference to the
+    // __grid_constant__ table, the compiler reloaded them around every store).
+    const ResampleArgs a = table.s[k];
     const int tile = table.tile[k];
     const int64_t tiles_per_row = table.tiles_per_row[k];
     const int64_t local = blk - (k > 0 ? table.block_end[k - 1] : 0);
@@ -162,22 +186,10 @@ __global__ void __launch_bounds__(kThreads) resample_kernel(const __grid_constan
       }
     }
     if (a.method == InterpMethod::Slerp) {
-      // The quaternion channels were blended linearly above; redo them along the arc, in float64.
       __syncthreads();
       if (threadIdx.x < n_t) {
-        const TargetSlot sl = slots[threadIdx.x];
-        if (!sl.missing) {
-          double qa[4], qb[4], q[4];
-#pragma unroll
-          for (int c = 0; c < 4; ++c) {
-            qa[c] = static_cast<double>(to_acc(src[sl.i0 * a.data_ss + (a.quat + c) * a.data_sd]));
-            qb[c] = static_cast<double>(to_acc(src[sl.i1 * a.data_ss + (a.quat + c) * a.data_sd]));
-          }
-          slerp(qa, qb, sl.w, q);
-          DT* dst = dst_row + (t0 + threadIdx.x) * a.out_st;
-#pragma unroll
-          for (int c = 0; c < 4; ++c) dst[(a.quat + c) * a.out_sd] = from_acc<DT>(static_cast<A>(q[c]));
-        }
+        slerp_target<DT>(slots[threadIdx.x], src, dst_row + (t0 + threadIdx.x) * a.out_st, a.data_ss, a.data_sd,
+                         a.out_sd, a.quat);
       }
     }
     __syncthreads();
