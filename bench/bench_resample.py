@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 import robocache as rc  # noqa: E402
-from common import copy_bandwidth, cuda_event_median, fmt_us, wall_per_call  # noqa: E402
+from common import copy_bandwidth, cuda_event_median, fmt_us, graph_time, wall_per_call  # noqa: E402
 
 GPU_SIZES = [(32, 100, 50, 16), (256, 500, 250, 32), (1024, 2048, 1024, 64)]
 CPU_SIZES = [(256, 500, 250, 32), (1024, 2048, 1024, 64)]
@@ -60,7 +60,7 @@ def bench_gpu(results):
     print(f"\nGPU: {name}; device copy bandwidth {bw / 1e9:.0f} GB/s (read + write); torch {torch.__version__}")
     print(f"{'problem':<34}{'robocache':>10}{'rc no-val':>10}{'rc gpu':>9}{'torch':>9}{'torch graph':>12}"
           f"{'floor':>8}{'vs torch':>9}{'% of bw':>8}")
-    print(f"{'':<34}{'us/call':>10}{'us/call':>10}{'us':>9}{'us/call':>9}{'us':>12}{'us':>8}")
+    print(f"{'':<34}{'us/call':>10}{'us/call':>10}{'graph us':>9}{'us/call':>9}{'us':>12}{'us':>8}")
     sync = torch.cuda.synchronize
     for dtype in (torch.float32, torch.bfloat16):
         for B, S, T, D in GPU_SIZES:
@@ -73,18 +73,9 @@ def bench_gpu(results):
 
             rc_call = wall_per_call(lambda: rc.resample_trajectories(data, src_t, tgt_t), sync)
             rc_noval = wall_per_call(lambda: rc.resample_trajectories(data, src_t, tgt_t, out=out, validate=False), sync)
-            rc_gpu = cuda_event_median(lambda: rc.resample_trajectories(data, src_t, tgt_t, out=out, validate=False), torch)
+            rc_gpu = graph_time(lambda: rc.resample_trajectories(data, src_t, tgt_t, out=out, validate=False), torch)
             th_call = wall_per_call(lambda: torch_resample(torch, data, src_t, tgt_t), sync)
-            graph = torch.cuda.CUDAGraph()
-            s = torch.cuda.Stream()
-            s.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(s):
-                for _ in range(3):
-                    torch_resample(torch, data, src_t, tgt_t)
-            torch.cuda.current_stream().wait_stream(s)
-            with torch.cuda.graph(graph):
-                torch_resample(torch, data, src_t, tgt_t)
-            th_graph = cuda_event_median(graph.replay, torch)
+            th_graph = graph_time(lambda: torch_resample(torch, data, src_t, tgt_t), torch, calls=1)
             floor = floor_bytes(B, S, T, D, data.element_size()) / bw
             label = f"B{B} S{S} T{T} D{D} {str(dtype).split('.')[-1]}"
             print(f"{label:<34}{fmt_us(rc_call)}{fmt_us(rc_noval):>10}{fmt_us(rc_gpu):>9}{fmt_us(th_call):>9}"
@@ -93,7 +84,7 @@ def bench_gpu(results):
                                 robocache_no_validate_us_per_call=rc_noval * 1e6, robocache_gpu_us=rc_gpu * 1e6,
                                 torch_us_per_call=th_call * 1e6, torch_graph_us=th_graph * 1e6,
                                 floor_us=floor * 1e6, copy_bw_gbs=bw / 1e9))
-            del data, src_t, tgt_t, out, graph
+            del data, src_t, tgt_t, out
             torch.cuda.empty_cache()
 
 

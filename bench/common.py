@@ -49,3 +49,22 @@ def copy_bandwidth(torch, nbytes=2 << 30):
 
 def fmt_us(seconds):
     return f"{seconds * 1e6:9.1f}"
+
+
+def graph_time(fn, torch, calls=10):
+    """GPU time of one call alone: `calls` calls captured in a CUDA graph, replayed, divided. Host
+    overhead (Python, launch) is excluded, so this is the figure to hold against the floor."""
+    fn()
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        fn()
+    torch.cuda.current_stream().wait_stream(side)
+    with torch.cuda.graph(graph):
+        for _ in range(calls):
+            fn()
+    t = cuda_event_median(graph.replay, torch) / calls
+    del graph
+    return t
