@@ -10,6 +10,13 @@ cmake -S . -B build/cpp-tests -G Ninja -DROBOCACHE_CUDA=OFF -DROBOCACHE_BUILD_TE
 cmake --build build/cpp-tests -j "$jobs"
 ctest --test-dir build/cpp-tests --output-on-failure -j "$jobs"
 
+echo "== C++ consumer: cmake --install, then find_package(robocache) from examples/cpp"
+rm -rf build/install build/example
+cmake --install build/cpp-tests --prefix build/install >/dev/null
+cmake -S examples/cpp -B build/example -G Ninja -DCMAKE_PREFIX_PATH="$PWD/build/install" >/dev/null
+cmake --build build/example
+./build/example/resample_example
+
 echo "== Python package (CUDA backend compiled where a toolkit is found)"
 python3 -m pip install -q --no-build-isolation .
 
