@@ -21,6 +21,7 @@
 #include <cstring>
 #include <filesystem>
 #include "io/file.h"
+#include "io/json_file.h"
 
 #include "io/readers.h"
 
@@ -160,16 +161,7 @@ Status column_to_array(const arrow::ChunkedArray& col, const std::string& where,
   return Status::ok();
 }
 
-Status read_json_file(const fs::path& file, json* out) {
-  std::string text;
-  ROBOCACHE_RETURN_IF_ERROR(read_file(file.string(), &text));
-  try {
-    *out = json::parse(text);
-  } catch (const json::parse_error& e) {
-    return io_error(file.string(), ": invalid JSON at byte offset ", e.byte, ": ", e.what());
-  }
-  return Status::ok();
-}
+Status read_json_file(const fs::path& file, json* out) { return io::read_json_file(file.string(), out); }
 
 class LeRobotDataset final : public Dataset {
  public:

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include "io/file.h"
+#include "io/json_file.h"
 
 #include "example.pb.h"  // generated from src/io/example.proto into the build tree
 #include "io/readers.h"
@@ -33,16 +34,7 @@ struct FeatureSpec {
   std::string encoding;        // tensors: "none" or "bytes"; images: "jpeg" / "png"
 };
 
-Status read_json(const fs::path& file, json* out) {
-  std::string text;
-  ROBOCACHE_RETURN_IF_ERROR(read_file(file.string(), &text));
-  try {
-    *out = json::parse(text);
-  } catch (const json::parse_error& e) {
-    return io_error(file.string(), ": invalid JSON at byte offset ", e.byte, ": ", e.what());
-  }
-  return Status::ok();
-}
+Status read_json(const fs::path& file, json* out) { return io::read_json_file(file.string(), out); }
 
 // TFDS dtypes onto the episode model's; narrower integers widen losslessly.
 Status map_dtype(const std::string& name, const std::string& key, const std::string& file, DType* out) {

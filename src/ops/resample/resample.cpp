@@ -1,6 +1,8 @@
 // resample_trajectories: argument checks and dispatch to the CPU or CUDA backend.
 #include "ops/resample/resample.h"
 
+#include "ops/common/checks.h"
+
 #include <vector>
 
 namespace robocache {
@@ -12,11 +14,7 @@ bool is_float_data(DType d) {
 bool is_time(DType d) { return d == DType::Float32 || d == DType::Float64 || d == DType::Int64; }
 
 Status check_device(const char* name, const TensorView& v, const TensorView& data) {
-  if (!(v.device == data.device)) {
-    return invalid_argument(name, " is on ", v.device.str(), " but data is on ", data.device.str(),
-                            "; move it explicitly (RoboCache never copies between devices)");
-  }
-  return Status::ok();
+  return ops::check_same_device(name, v, "data", data);
 }
 
 // A [B, N] or broadcast [N] timestamp array; fills the row stride (0 when broadcast).
@@ -132,17 +130,11 @@ Status make_resample_args(const TensorView& data, const TensorView& src_t, const
   }
 
   if (src_lengths != nullptr) {
-    ROBOCACHE_RETURN_IF_ERROR(check_device("src_lengths", *src_lengths, data));
-    if (!batched) return invalid_argument("src_lengths is only for batched [B, S, D] data");
-    if (src_lengths->dtype != DType::Int64 && src_lengths->dtype != DType::Int32) {
-      return type_error("src_lengths dtype must be int32 or int64, got ", dtype_name(src_lengths->dtype));
-    }
-    if (src_lengths->ndim != 1 || src_lengths->shape[0] != a.B) {
-      return invalid_argument("src_lengths must have shape [", a.B, "], got ", src_lengths->shape_str());
-    }
-    a.lengths = src_lengths->data;
-    a.lengths_int64 = src_lengths->dtype == DType::Int64;
-    a.len_s = src_lengths->strides[0];
+    ops::LengthsArg l;
+    ROBOCACHE_RETURN_IF_ERROR(ops::check_lengths("src_lengths", *src_lengths, "data", data, batched, a.B, &l));
+    a.lengths = l.data;
+    a.lengths_int64 = l.int64;
+    a.len_s = l.stride;
   }
 
   a.method = method;

@@ -1,4 +1,5 @@
 // voxelize_dense, voxel_downsample, hard_voxelize: argument checks and dispatch to the CPU or CUDA backend.
+#include "ops/common/checks.h"
 #include "ops/voxelize/voxelize.h"
 
 #include <cmath>
@@ -16,11 +17,7 @@ constexpr int64_t kInt64Max = std::numeric_limits<int64_t>::max();
 bool is_float(DType d) { return d == DType::Float32 || d == DType::Float64; }
 
 Status check_device(const char* name, const TensorView& v, const TensorView& points) {
-  if (!(v.device == points.device)) {
-    return invalid_argument(name, " is on ", v.device.str(), " but points is on ", points.device.str(),
-                            "; move it explicitly (RoboCache never copies between devices)");
-  }
-  return Status::ok();
+  return ops::check_same_device(name, v, "points", points);
 }
 
 bool is_contiguous(const TensorView& v) {
@@ -182,17 +179,11 @@ Status voxelize_dense(const TensorView& points, const TensorView* features, cons
   }
 
   if (lengths != nullptr) {
-    ROBOCACHE_RETURN_IF_ERROR(check_device("lengths", *lengths, points));
-    if (!batched) return invalid_argument("lengths is only for batched [B, N, 3] points, got ", points.shape_str());
-    if (lengths->dtype != DType::Int64 && lengths->dtype != DType::Int32) {
-      return type_error("lengths dtype must be int32 or int64, got ", dtype_name(lengths->dtype));
-    }
-    if (lengths->ndim != 1 || lengths->shape[0] != a.B) {
-      return invalid_argument("lengths must have shape [", a.B, "], got ", lengths->shape_str());
-    }
-    a.lengths = lengths->data;
-    a.lengths_int64 = lengths->dtype == DType::Int64;
-    a.len_s = lengths->strides[0];
+    ops::LengthsArg l;
+    ROBOCACHE_RETURN_IF_ERROR(ops::check_lengths("lengths", *lengths, "points", points, batched, a.B, &l));
+    a.lengths = l.data;
+    a.lengths_int64 = l.int64;
+    a.len_s = l.stride;
   }
 
   // Output shape and dtype per mode.
