@@ -251,7 +251,8 @@ class Loader:
         B = len(episodes)
         span = (self.T - 1) / self.target_hz
         ranges = []
-        for e, st in zip(episodes, starts):
+        edges = np.empty((B, 2), dtype=np.float64)  # the stream's first and last sample in the episode
+        for j, (e, st) in enumerate(zip(episodes, starts)):
             a, b = p.s.episode_range(int(e))
             ts = p.s.timestamps[a:b]
             if self._ns:
@@ -264,6 +265,8 @@ class Loader:
             hi = min(int(np.searchsorted(ts, t1, "left")) + 1, b - a)
             hi = max(hi, lo + 1)
             ranges.append((a + lo, a + hi, t0))
+            ends = ts[[0, -1]]
+            edges[j] = (ends - t0) * 1e-9 if self._ns else ends - t0
         S = max(hi - lo for lo, hi, _ in ranges)
         t = np.empty((B, S), dtype=np.float64)
         lengths = np.empty(B, dtype=np.int64)
@@ -276,7 +279,7 @@ class Loader:
             rows[j, :n] = np.arange(lo, hi)
             rows[j, n:] = hi - 1
             lengths[j] = n
-        return t, lengths, rows
+        return t, lengths, rows, edges
 
     def _build(self, episodes: np.ndarray, starts: np.ndarray):
         """Runs on a worker thread: reads, stages and resamples one batch."""
@@ -284,38 +287,39 @@ class Loader:
         tgt = np.arange(self.T, dtype=np.float64) / self.target_hz
         on_gpu = self.device != "cpu"
         float_entries, index_entries = {}, {}
-        rows_of = {}
+        rows_of, masks = {}, {}
         for p in self._plans:
-            t, lengths, rows = self._read(p, episodes, starts)
+            t, lengths, rows, edges = self._read(p, episodes, starts)
             rows_of[p.name] = rows
+            # the pad mask: targets outside the stream's samples in the episode (1 ns of slack, so a window
+            # that ends exactly on the last sample is not marked padded by rounding)
+            masks[p.name] = (tgt[None] >= edges[:, :1] - 1e-9) & (tgt[None] <= edges[:, 1:] + 1e-9)
             if p.is_float:
                 data = np.asarray(p.s.data[rows.reshape(-1)]).reshape(B, rows.shape[1], p.width)
                 float_entries[p.name] = (data, t, lengths)
             else:
                 pos = np.broadcast_to(np.arange(rows.shape[1], dtype=np.float64)[None, :, None], (B, rows.shape[1], 1))
                 index_entries[p.name] = (np.ascontiguousarray(pos), t, lengths)
-        out, masks = {}, {}
+        out = {}
         if index_entries:
-            idx, m = fuse_multimodal(index_entries, tgt, methods={n: self._method(n) for n in index_entries},
-                                     concat=False, return_mask=True)
+            idx = fuse_multimodal(index_entries, tgt, methods={n: self._method(n) for n in index_entries},
+                                  concat=False)
             for n, v in idx.items():
                 p = self._plan(n)
                 local = np.rint(v[..., 0]).astype(np.int64)  # [B, T]
                 gathered = np.take_along_axis(rows_of[n], local, 1)
                 out[n] = self._gather(p, gathered)
-                masks[n] = m[n]
         if float_entries:
-            kw = dict(methods={n: self._method(n) for n in float_entries}, concat=False, return_mask=True,
+            kw = dict(methods={n: self._method(n) for n in float_entries}, concat=False,
                       quat_channels={n: self._plan(n).quat_channel for n in float_entries})
             if on_gpu:
-                res, m, keep = self._resample_cuda(float_entries, tgt, kw)
+                res, keep = self._resample_cuda(float_entries, tgt, kw)
             else:
-                res, m = fuse_multimodal(float_entries, tgt, **kw)
+                res = fuse_multimodal(float_entries, tgt, **kw)
                 keep = None
             for n, v in res.items():
                 shape = self._plan(n).s.shape
                 out[n] = v.reshape((B, self.T) + tuple(shape))
-                masks[n] = m[n]
         else:
             keep = None
         return out, masks, episodes, starts, keep
@@ -331,9 +335,9 @@ class Loader:
                 moved[n] = tuple(torch.from_numpy(np.ascontiguousarray(a)).pin_memory().to(dev, non_blocking=True)
                                  for a in (data, t, lengths))
             tgt_d = torch.from_numpy(tgt).pin_memory().to(dev, non_blocking=True)
-            res, m = fuse_multimodal(moved, tgt_d, **kw)
+            res = fuse_multimodal(moved, tgt_d, **kw)
             event = stream.record_event()
-        return res, m, (stream, event)
+        return res, (stream, event)
 
     def _gather(self, p: _Plan, rows: np.ndarray) -> np.ndarray:
         B, T = rows.shape
