@@ -246,40 +246,30 @@ class Loader:
 
     # ------------------------------------------------------------------------------------------ batches
     def _read(self, p: _Plan, episodes: np.ndarray, starts: np.ndarray):
-        """The source samples of stream p covering each window, padded into [B, S, D] with times [B, S]
-        (float64 seconds after the window start) and lengths [B]; plus the global row of each sample."""
-        B = len(episodes)
+        """The source samples of stream p covering each window: times [B, S] (float64 seconds after the window
+        start, padded with the last one), lengths [B], the global row of each sample [B, S] (padded with the
+        last row) and the stream's first and last sample time in the episode [B, 2]. Vectorized over the batch."""
+        ts = p.s.timestamps
+        a = p.s.episodes[episodes]
+        b = p.s.episodes[episodes + 1]
         span = (self.T - 1) / self.target_hz
-        ranges = []
-        edges = np.empty((B, 2), dtype=np.float64)  # the stream's first and last sample in the episode
-        for j, (e, st) in enumerate(zip(episodes, starts)):
-            a, b = p.s.episode_range(int(e))
-            ts = p.s.timestamps[a:b]
-            if self._ns:
-                t0 = self._origin[e] + np.int64(round(st * 1e9))
-                t1 = t0 + np.int64(round(span * 1e9))
-            else:
-                t0 = self._origin[e] + st
-                t1 = t0 + span
-            lo = max(int(np.searchsorted(ts, t0, "right")) - 1, 0)
-            hi = min(int(np.searchsorted(ts, t1, "left")) + 1, b - a)
-            hi = max(hi, lo + 1)
-            ranges.append((a + lo, a + hi, t0))
-            ends = ts[[0, -1]]
-            edges[j] = (ends - t0) * 1e-9 if self._ns else ends - t0
-        S = max(hi - lo for lo, hi, _ in ranges)
-        t = np.empty((B, S), dtype=np.float64)
-        lengths = np.empty(B, dtype=np.int64)
-        rows = np.empty((B, S), dtype=np.int64)
-        for j, (lo, hi, t0) in enumerate(ranges):
-            n = hi - lo
-            ts = p.s.timestamps[lo:hi]
-            t[j, :n] = (ts - t0) * 1e-9 if self._ns else ts - t0
-            t[j, n:] = t[j, n - 1]
-            rows[j, :n] = np.arange(lo, hi)
-            rows[j, n:] = hi - 1
-            lengths[j] = n
-        return t, lengths, rows, edges
+        if self._ns:
+            t0 = self._origin[episodes] + np.rint(starts * 1e9).astype(np.int64)
+            t1 = t0 + np.int64(round(span * 1e9))
+        else:
+            t0 = self._origin[episodes] + starts
+            t1 = t0 + span
+        # one sample at or before the window's start and one at or after its end, for interpolation
+        lo = np.maximum(_segment_search(ts, a, b, t0, right=True) - 1, a)
+        hi = np.minimum(_segment_search(ts, a, b, t1, right=False) + 1, b)
+        hi = np.maximum(hi, lo + 1)
+        lengths = hi - lo
+        S = int(lengths.max())
+        rows = np.minimum(lo[:, None] + np.arange(S)[None], (hi - 1)[:, None])
+        scale = 1e-9 if self._ns else 1.0
+        t = (ts[rows] - t0[:, None]) * scale
+        edges = (np.stack([ts[a], ts[b - 1]], 1) - t0[:, None]) * scale
+        return t.astype(np.float64, copy=False), lengths, rows, edges
 
     def _build(self, episodes: np.ndarray, starts: np.ndarray):
         """Runs on a worker thread: reads, stages and resamples one batch."""
@@ -402,6 +392,21 @@ class Loader:
         return (f"Loader({self.store.path!r}, streams={[p.name for p in self._plans]}, batch_size={self.batch_size}, "
                 f"window={self.window} s, target_hz={self.target_hz:g}, {len(self)} batches of {self.num_windows} "
                 f"windows, device={self.device!r})")
+
+
+def _segment_search(ts, a: np.ndarray, b: np.ndarray, x: np.ndarray, right: bool) -> np.ndarray:
+    """np.searchsorted(ts[a[j]:b[j]], x[j], side) + a[j] for every j at once: a binary search over each
+    row's own sorted segment of ts (an episode's timestamps)."""
+    lo, hi = a.astype(np.int64).copy(), b.astype(np.int64).copy()
+    while True:
+        active = lo < hi
+        if not active.any():
+            return lo
+        mid = (lo + hi) // 2
+        v = ts[np.where(active, mid, 0)]
+        go_right = (v <= x) if right else (v < x)
+        lo = np.where(active & go_right, mid + 1, lo)
+        hi = np.where(active & ~go_right, mid, hi)
 
 
 def _positive(x) -> bool:
