@@ -31,7 +31,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         kwargs["rate_hz"] = args.rate_hz
     if args.split is not None:
         kwargs["split"] = args.split
-    st = store.convert(args.src, args.dst, num_threads=args.threads, progress=not args.quiet,
+    st = store.convert(args.src, args.dst, num_threads=args.threads, progress=not args.quiet, images=args.images,
                        resume=not args.no_resume, overwrite=args.overwrite, **kwargs)
     print(f"wrote {st.path}: {st.num_episodes} episodes, {len(st.streams)} streams")
     return 0
@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     p_conv.add_argument("--rate-hz", type=float, default=None, help="rate for formats that record no timestamps")
     p_conv.add_argument("--split", default=None, help="RLDS split (default: all)")
     p_conv.add_argument("--threads", type=int, default=None, help="reader threads (default: all cores)")
+    p_conv.add_argument("--images", choices=["encoded", "raw"], default="encoded",
+                        help="keep JPEG/PNG images encoded (default) or store them decoded")
     p_conv.add_argument("--overwrite", action="store_true", help="replace an existing DST")
     p_conv.add_argument("--no-resume", action="store_true", help="start over instead of resuming DST.partial")
     p_conv.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

@@ -182,6 +182,8 @@ class Loader:
                              f"{max(longest, 0.0):g} s over streams {[p.name for p in self._plans]}")
         self._origin, self._ns = origin, ns
         self.episode_spans = span
+        # episodes shorter than the window (or missing a selected stream) give no windows
+        self.episodes_skipped = int(np.sum(counts == 0))
         self._win_ep = np.repeat(np.arange(n_ep, dtype=np.int64), counts)
         starts = np.zeros(n_ep + 1, dtype=np.int64)
         np.cumsum(counts, out=starts[1:])
@@ -391,7 +393,7 @@ class Loader:
     def __repr__(self) -> str:
         return (f"Loader({self.store.path!r}, streams={[p.name for p in self._plans]}, batch_size={self.batch_size}, "
                 f"window={self.window} s, target_hz={self.target_hz:g}, {len(self)} batches of {self.num_windows} "
-                f"windows, device={self.device!r})")
+                f"windows, {self.episodes_skipped} episodes too short, device={self.device!r})")
 
 
 def _segment_search(ts, a: np.ndarray, b: np.ndarray, x: np.ndarray, right: bool) -> np.ndarray:

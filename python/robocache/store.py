@@ -88,11 +88,18 @@ class _Progress:
 
 # ------------------------------------------------------------------------------------------------ schema
 
-def _stream_schema(stream) -> dict:
-    """The per-stream schema a store keeps, from a :class:`robocache.datasets.Stream`."""
+def _stream_schema(stream, images: str = "encoded") -> dict:
+    """The per-stream schema a store keeps, from a :class:`robocache.datasets.Stream`. With images="raw",
+    JPEG/PNG streams are stored decoded, as uint8 [S, H, W, C] tensors."""
     s = {"name": stream.name, "kind": stream.kind, "time_unit": stream.time_unit,
          "time_source": stream.time_source, "rate_hz": float(stream.rate_hz)}
-    if stream.kind == "tensor":
+    if stream.kind == "bytes" and images == "raw" and stream.encoding in ("jpeg", "png"):
+        if len(stream) == 0:
+            raise ValueError(f"stream '{stream.name}' has no images in this episode, so images='raw' cannot "
+                             "tell their shape")
+        s.update(kind="tensor", dtype="|u1", shape=list(stream.decode(0).shape), encoding="",
+                 decoded_from=stream.encoding)
+    elif stream.kind == "tensor":
         a = stream.numpy()
         s.update(dtype=a.dtype.str, shape=list(a.shape[1:]), encoding="")
     else:
@@ -100,13 +107,13 @@ def _stream_schema(stream) -> dict:
     return s
 
 
-def _check_schema(schema: List[dict], episode, index: int, src: str) -> None:
+def _check_schema(schema: List[dict], episode, index: int, src: str, images: str = "encoded") -> None:
     names = [s["name"] for s in schema]
     if sorted(episode.keys()) != sorted(names):
         raise ValueError(f"{src}: episode {index} has streams {sorted(episode.keys())} but episode 0 has {sorted(names)}; "
                          "a store needs the same streams in every episode")
     for s in schema:
-        got = _stream_schema(episode[s["name"]])
+        got = _stream_schema(episode[s["name"]], images)
         for key in ("kind", "dtype", "shape", "encoding", "time_unit"):
             if got[key] != s[key]:
                 raise ValueError(f"{src}: stream '{s['name']}' of episode {index} has {key} {got[key]!r} but "
@@ -117,7 +124,9 @@ def _episode_arrays(episode, schema: List[dict]) -> Dict[str, np.ndarray]:
     out = {}
     for k, s in enumerate(schema):
         st = episode[s["name"]]
-        if s["kind"] == "tensor":
+        if s.get("decoded_from"):
+            out[f"d{k}"] = st.decode()  # every image of the stream, on the CPU thread pool
+        elif s["kind"] == "tensor":
             out[f"d{k}"] = st.numpy()
         else:
             data, offsets = st._raw()
@@ -136,14 +145,18 @@ def _episode_meta(ep) -> dict:
 # ------------------------------------------------------------------------------------------------ convert
 
 def convert(src, dst, *, num_threads: Optional[int] = None, progress: bool = True, resume: bool = True,
-            overwrite: bool = False, **open_kwargs) -> "Store":
+            overwrite: bool = False, images: str = "encoded", **open_kwargs) -> "Store":
     """Converts the dataset at ``src`` (anything :func:`robocache.datasets.open` reads; ``open_kwargs`` are
     passed to it, e.g. ``rate_hz``) into a store at ``dst`` and returns it opened.
 
     Episodes are read on ``num_threads`` threads (default: all cores) into per-episode chunks in
     ``dst + ".partial"``; with ``resume`` a conversion interrupted earlier continues from the chunks it
     finished. ``dst`` appears only when complete. An existing ``dst`` is an error unless ``overwrite``.
+    ``images``: "encoded" keeps JPEG/PNG streams as their bytes (small; the loader decodes the frames it
+    needs); "raw" stores them decoded as uint8 ``[S, H, W, C]`` (bigger; no decoding when loading).
     """
+    if images not in ("encoded", "raw"):
+        raise ValueError(f"images must be 'encoded' or 'raw', got {images!r}")
     from . import datasets
 
     src, dst = os.fspath(src), os.path.abspath(os.fspath(dst))
@@ -157,8 +170,8 @@ def convert(src, dst, *, num_threads: Optional[int] = None, progress: bool = Tru
     if n == 0:
         raise ValueError(f"src: {src} holds no episodes")
     first = ds[0]
-    schema = [_stream_schema(first[name]) for name in first.keys()]
-    source = {"path": os.path.abspath(src), "format": ds.format, "episodes": n,
+    schema = [_stream_schema(first[name], images) for name in first.keys()]
+    source = {"path": os.path.abspath(src), "format": ds.format, "episodes": n, "images": images,
               "open_kwargs": {k: v for k, v in open_kwargs.items()}}
 
     part = dst + ".partial"
@@ -180,7 +193,7 @@ def convert(src, dst, *, num_threads: Optional[int] = None, progress: bool = Tru
 
     def one(i: int) -> None:
         ep = ds[i]
-        _check_schema(schema, ep, i, src)
+        _check_schema(schema, ep, i, src, images)
         final = os.path.join(chunks, _CHUNK_FMT.format(i))
         tmp = final + ".tmp.npz"
         arrays = _episode_arrays(ep, schema)

@@ -345,3 +345,51 @@ def test_cuda_matches_cpu(multirate):
             torch.testing.assert_close(b[n].cpu(), a[n], rtol=1e-5, atol=1e-5)
             assert torch.equal(b["masks"][n].cpu(), a["masks"][n])
         check_batch({k: v for k, v in b.items()}, eps, STREAMS, METHODS, 19, 10, decode=datasets.decode_image)
+
+
+def test_raw_image_store(tmp_path):
+    src = shared_data("rlds", "bridge_dataset", "1.0.0")
+    st = store.convert(src, tmp_path / "raw", progress=False, images="raw", rate_hz=5.0)
+    ds = datasets.open(src, rate_hz=5.0)
+    names = ["steps/observation/image_2", "steps/action"]
+    L = robocache.Loader(st, batch_size=6, window=0.6, target_hz=7, streams=names, seed=5)
+    for i, batch in enumerate(L):
+        eps = {e: {n: (ds[e][n].decode() if ds[e][n].kind == "bytes" else ds[e][n].numpy(), ds[e][n].timestamps)
+                   for n in names} for e in batch["episode"].tolist()}
+        assert batch[names[0]].dtype == torch.uint8 and batch[names[0]].shape == (6, 4, 64, 64, 3)
+        check_batch(batch, eps, names, {names[0]: "hold"}, 7, L.T)
+        if i == 2:
+            break
+
+
+def test_short_episodes_are_skipped_and_counted(tmp_path, rng):
+    eps = [{"a": (rng.normal(size=(S, 2)), np.arange(S) / 10.0)} for S in (3, 30, 8, 12)]
+    st = store.write_store(tmp_path / "st", eps)
+    L = robocache.Loader(st, batch_size=4, window=1.0, target_hz=10, streams="a", shuffle=False)
+    assert L.episodes_skipped == 2  # 3 and 8 samples span 0.2 s and 0.7 s < 0.9 s
+    assert sorted(set(L.windows(0)[0][:, 0].tolist())) == [1]
+    assert L.num_windows == (30 - 10 + 1) + (12 - 10 + 1)
+
+
+def test_prefetch_bounds_the_batches_built_ahead(multirate, monkeypatch):
+    import threading
+    import time
+
+    st, _ = multirate
+    L = robocache.Loader(st, batch_size=2, window=0.5, target_hz=19, streams=["joint"], prefetch=1, num_threads=2)
+    assert len(L) > 8
+    built = []
+    real = L._build
+    lock = threading.Lock()
+
+    def counting(*a):
+        with lock:
+            built.append(1)
+        return real(*a)
+
+    monkeypatch.setattr(L, "_build", counting)
+    it = iter(L)
+    next(it)
+    time.sleep(0.3)  # give the workers every chance to run ahead
+    assert len(built) <= 1 + 2  # the consumed batch, plus prefetch * num_threads
+    it.close()

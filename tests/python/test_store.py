@@ -233,3 +233,27 @@ def test_cli_convert_and_inspect(tmp_path, hdf5_dataset, capsys):
     assert "already exists" in capsys.readouterr().err
     assert cli.main(["inspect", str(tmp_path / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_convert_rlds_raw_images(tmp_path):
+    src = shared_data("rlds", "bridge_dataset", "1.0.0")
+    st = store.convert(src, tmp_path / "raw", progress=False, images="raw")
+    ds = datasets.open(src)
+    img = st.streams["steps/observation/image_1"]
+    assert img.kind == "tensor" and img.dtype == np.uint8 and img.shape == (64, 64, 3)
+    assert st.manifest["streams"][8]["decoded_from"] == "jpeg"
+    for e in (0, 31, 49):
+        np.testing.assert_array_equal(img.episode_data(e), ds[e]["steps/observation/image_1"].decode())
+    assert st.streams["steps/language_instruction"].kind == "bytes"  # text stays bytes
+    with pytest.raises(ValueError, match="images must be 'encoded' or 'raw', got 'png'"):
+        store.convert(src, tmp_path / "x", images="png")
+
+
+def test_episodes_must_share_a_schema(tmp_path, rng):
+    eps = [{"a": (rng.normal(size=(4, 3)), np.arange(4.0))}, {"a": (rng.normal(size=(5, 2)), np.arange(5.0))}]
+    with pytest.raises(ValueError, match="stream 'a' of episode 1 has shape \\[2\\] but episode 0 has \\[3\\]"):
+        store.write_store(tmp_path / "st", eps)
+    eps[1] = {"b": (rng.normal(size=(5, 3)), np.arange(5.0))}
+    with pytest.raises(ValueError, match="episode 1 has streams \\['b'\\] but episode 0 has \\['a'\\]"):
+        store.write_store(tmp_path / "st", eps)
+    assert not (tmp_path / "st").exists()
