@@ -257,3 +257,16 @@ def test_episodes_must_share_a_schema(tmp_path, rng):
     with pytest.raises(ValueError, match="episode 1 has streams \\['b'\\] but episode 0 has \\['a'\\]"):
         store.write_store(tmp_path / "st", eps)
     assert not (tmp_path / "st").exists()
+
+
+def test_convert_calvin_generated(tmp_path):
+    from test_datasets_calvin import write_calvin
+
+    if not datasets.readers()["calvin"]:
+        pytest.skip("CALVIN reader not built")
+    write_calvin(tmp_path / "calvin")
+    st = store.convert(tmp_path / "calvin", tmp_path / "st", progress=False, rate_hz=30.0)
+    ds = datasets.open(tmp_path / "calvin", rate_hz=30.0)
+    assert_store_matches(st, ds)
+    assert st.streams["rgb_static"].shape == (200, 200, 3)
+    assert st.metadata(2)["language_annotations"] == [list(w) for w in ds[2].metadata["language_annotations"]]
