@@ -11,6 +11,7 @@ to a store, plus the multi-rate demo store (robocache.store.demo_dataset: 100 Hz
 10 Hz actions and gripper, 15 Hz PNG camera) without the camera and with it.
 
 Usage: python bench/bench_loader.py [--workers 2] [--batch-size 64] [--batches 200] [--device cpu|cuda]
+       python bench/bench_loader.py --device cuda --train [--hidden 4096 --layers 4]   (GPU busy fraction)
 """
 
 from __future__ import annotations
@@ -124,6 +125,50 @@ def bench(name, path, streams, methods, args):
     sys.stdout.flush()
 
 
+def bench_training(path, streams, args):
+    """A small MLP policy trained on the loader's batches. The GPU's busy fraction is estimated as
+    steps x (time of one step on a batch already on the GPU) / wall time of the loop with the loader."""
+    import torch.nn as nn
+
+    loader = robocache.Loader(path, batch_size=args.batch_size, window=args.window, target_hz=args.hz,
+                              streams=streams, seed=0, num_threads=args.workers, device=args.device)
+    first = next(iter(robocache.Loader(path, batch_size=args.batch_size, window=args.window, target_hz=args.hz,
+                                       streams=streams, seed=1, num_threads=1, device=args.device)))
+    width = sum(first[n][0].numel() for n in streams)
+    model = nn.Sequential(nn.Linear(width, args.hidden), nn.GELU(), *[m for _ in range(args.layers) for m in
+                          (nn.Linear(args.hidden, args.hidden), nn.GELU())], nn.Linear(args.hidden, width)).to(args.device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def step(batch):
+        x = torch.cat([batch[n].reshape(len(batch[n]), -1).float() for n in streams], 1)
+        loss = nn.functional.mse_loss(model(x), x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    sync = torch.cuda.synchronize if args.device != "cpu" else (lambda: None)
+    for _ in range(10):
+        step(first)
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(50):
+        step(first)
+    sync()
+    step_s = (time.perf_counter() - t0) / 50
+    n = 0
+    t0 = time.perf_counter()
+    for i, b in enumerate(loader):
+        step(b)
+        n += 1
+        if n == args.batches:
+            break
+    sync()
+    wall = time.perf_counter() - t0
+    print(f"training: MLP {args.layers}x{args.hidden}, step {step_s * 1e3:.2f} ms on a resident batch; with the "
+          f"loader {wall / n * 1e3:.2f} ms/step, {n * args.batch_size / wall:.0f} samples/s, "
+          f"{'GPU' if args.device != 'cpu' else 'model'} busy ~{min(1.0, n * step_s / wall) * 100:.0f}%")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--workers", type=int, default=os.cpu_count())
@@ -133,6 +178,9 @@ def main():
     ap.add_argument("--hz", type=float, default=50.0)
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--train", action="store_true", help="GPU: also time a small MLP training loop fed by the loader")
+    ap.add_argument("--hidden", type=int, default=4096)
+    ap.add_argument("--layers", type=int, default=4)
     args = ap.parse_args()
     print(f"robocache {robocache.__version__}, torch {torch.__version__}, {os.cpu_count()} CPUs, "
           f"build {robocache.build_info()['compiler']}, cuda={robocache.build_info()['cuda']}")
@@ -141,6 +189,8 @@ def main():
         if g1.exists():
             st = store.convert(g1, os.path.join(tmp, "g1"), progress=False)
             bench("LeRobot G1 (state+action, linear)", st.path, ["observation.state", "action"], {}, args)
+            if args.train:
+                bench_training(st.path, ["observation.state", "action"], args)
         else:
             print(f"skipping LeRobot G1: {g1} not present")
         demo = store.demo_dataset(os.path.join(tmp, "demo"), episodes=16)

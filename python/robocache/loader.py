@@ -43,7 +43,8 @@ class Loader:
     Each batch is a dict: for every name in ``streams`` a ``torch.Tensor [B, T, *shape]`` on ``device``
     (``T = round(window * target_hz)`` target times ``start + i / target_hz``), ``masks[name]`` (bool ``[B, T]``,
     False where a target lies outside that stream's samples in the episode: the pad mask at episode edges),
-    ``episode`` (int64 ``[B]``) and ``start_time`` (float64 ``[B]``, seconds after the episode's first sample).
+    ``episode`` (int64 ``[B]``) and ``start_time`` (float64 ``[B]``, seconds after the episode's first sample),
+    these two always on the CPU.
 
     Windows start every ``stride`` seconds (default one target step) from each episode's first sample and
     end at or before its last one. Floating-point streams are resampled with ``methods[name]`` (default
