@@ -144,6 +144,24 @@ def _episode_meta(ep) -> dict:
 
 # ------------------------------------------------------------------------------------------------ convert
 
+def _fingerprint(src: str) -> str:
+    """SHA-256 over the source's file names, sizes and modification times: a resumed conversion reuses its
+    chunks only if the source is unchanged."""
+    h = hashlib.sha256()
+    if os.path.isfile(src):
+        entries = [(os.path.basename(src), os.stat(src))]
+    else:
+        entries = []
+        for root, dirs, names in os.walk(src):
+            dirs.sort()
+            for name in sorted(names):
+                p = os.path.join(root, name)
+                entries.append((os.path.relpath(p, src), os.stat(p)))
+    for rel, st in entries:
+        h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
 def convert(src, dst, *, num_threads: Optional[int] = None, progress: bool = True, resume: bool = True,
             overwrite: bool = False, images: str = "encoded", **open_kwargs) -> "Store":
     """Converts the dataset at ``src`` (anything :func:`robocache.datasets.open` reads; ``open_kwargs`` are
@@ -172,7 +190,7 @@ def convert(src, dst, *, num_threads: Optional[int] = None, progress: bool = Tru
     first = ds[0]
     schema = [_stream_schema(first[name], images) for name in first.keys()]
     source = {"path": os.path.abspath(src), "format": ds.format, "episodes": n, "images": images,
-              "open_kwargs": {k: v for k, v in open_kwargs.items()}}
+              "open_kwargs": {k: v for k, v in open_kwargs.items()}, "fingerprint": _fingerprint(src)}
 
     part = dst + ".partial"
     chunks = os.path.join(part, "chunks")

@@ -1,6 +1,7 @@
 """The episode store: convert() / write_store() checked against the readers (robocache.datasets.open) on
 real and generated datasets; checksums, atomic completion, resume, the CLI."""
 
+import gc
 import json
 import os
 
@@ -270,3 +271,30 @@ def test_convert_calvin_generated(tmp_path):
     assert_store_matches(st, ds)
     assert st.streams["rgb_static"].shape == (200, 200, 3)
     assert st.metadata(2)["language_annotations"] == [list(w) for w in ds[2].metadata["language_annotations"]]
+
+
+def test_resume_starts_over_when_the_source_changed(tmp_path, hdf5_dataset, monkeypatch):
+    dst = tmp_path / "st"
+    real = store._episode_arrays
+    calls = []
+
+    def failing(ep, schema):
+        calls.append(ep.index)
+        if ep.index == 2:
+            raise KeyboardInterrupt("simulated interruption")
+        return real(ep, schema)
+
+    monkeypatch.setattr(store, "_episode_arrays", failing)
+    with pytest.raises(KeyboardInterrupt) as info:
+        store.convert(hdf5_dataset, dst, progress=False, num_threads=1)
+    del info  # the traceback holds the reader, which holds the HDF5 file (and its lock) open
+    gc.collect()
+    with h5py.File(hdf5_dataset, "r+") as f:  # the source changes before the conversion is resumed
+        f["data/demo_0/actions"][0, 0] = 123.0
+    os.utime(hdf5_dataset, ns=(1, 1))
+    calls.clear()
+    monkeypatch.setattr(store, "_episode_arrays", lambda ep, schema: (calls.append(ep.index), real(ep, schema))[1])
+    st = store.convert(hdf5_dataset, dst, progress=False, num_threads=1)
+    assert calls == [0, 1, 2]
+    assert st.streams["actions"].episode_data(0)[0, 0] == 123.0
+    assert_store_matches(st, datasets.open(hdf5_dataset))
