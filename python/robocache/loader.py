@@ -46,8 +46,10 @@ class Loader:
     ``episode`` (int64 ``[B]``) and ``start_time`` (float64 ``[B]``, seconds after the episode's first sample),
     these two always on the CPU.
 
-    Windows start every ``stride`` seconds (default one target step) from each episode's first sample and
-    end at or before its last one. Floating-point streams are resampled with ``methods[name]`` (default
+    Windows start every ``stride`` seconds (default one target step) from each episode's first sample and,
+    with ``edges="inside"`` (default), end at or before its last one; with ``edges="pad"`` they start at
+    every step up to the last sample and run past the episode's end, where the values hold the last sample
+    and the masks are False (action chunks at the end of an episode, as LeRobot pads them). Floating-point streams are resampled with ``methods[name]`` (default
     ``"linear"``; ``"slerp"`` for quaternions, see ``quat_channels``); integer/bool streams and encoded images
     with ``"hold"`` (or ``"nearest"``); images are decoded to uint8 ``[B, T, H, W, C]``. Boundary: clamp.
 
@@ -61,7 +63,7 @@ class Loader:
                  streams: Union[str, Sequence[str]], device: str = "cpu", shuffle: bool = True, seed: int = 0,
                  drop_last: bool = False, prefetch: int = 2, num_threads: Optional[int] = None,
                  methods: Optional[Dict[str, str]] = None, quat_channels: Optional[Dict[str, int]] = None,
-                 stride: Optional[float] = None, verify: bool = True):
+                 stride: Optional[float] = None, edges: str = "inside", verify: bool = True):
         self.store = store if isinstance(store, Store) else open_store(store, verify=verify)
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
@@ -81,6 +83,9 @@ class Loader:
             raise ValueError(f"window={window} s at target_hz={target_hz} holds no target step "
                              f"(needs window >= {0.5 / self.target_hz:g} s)")
         self.stride = float(stride) if stride is not None else 1.0 / self.target_hz
+        if edges not in ("inside", "pad"):
+            raise ValueError(f"edges must be 'inside' or 'pad', got {edges!r}")
+        self.edges = edges
         self.shuffle, self.seed, self.drop_last = bool(shuffle), int(seed), bool(drop_last)
         self.prefetch = int(prefetch)
         self.num_threads = int(num_threads) if num_threads else min(os.cpu_count() or 1, 8)
@@ -174,7 +179,7 @@ class Loader:
                 continue
             origin[e] = min(firsts)
             span[e] = (max(lasts) - origin[e]) * (1e-9 if ns else 1.0)
-        need = (self.T - 1) / self.target_hz
+        need = (self.T - 1) / self.target_hz if self.edges == "inside" else 0.0
         counts = np.where(span >= need - 1e-9, np.floor((span - need) / self.stride + 1e-9) + 1, 0).astype(np.int64)
         if counts.sum() == 0:
             longest = float(span.max()) if n_ep else 0.0

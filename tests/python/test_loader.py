@@ -36,7 +36,7 @@ def ref_resample(data, ts, tgt, method):
     return out.reshape((len(tgt),) + data.shape[1:])
 
 
-def ref_windows(episodes, streams, window, hz, stride=None):
+def ref_windows(episodes, streams, window, hz, stride=None, pad=False):
     """All (episode, start) windows, independently of the loader: starts every stride from the episode's
     first sample (over the selected streams) while the last target stays within its last sample."""
     T = int(round(window * hz))
@@ -47,7 +47,7 @@ def ref_windows(episodes, streams, window, hz, stride=None):
         first = min(to_s(ep[n][1], base)[0] for n in streams)
         last = max(to_s(ep[n][1], base)[-1] for n in streams)
         k = 0
-        while k * stride + (T - 1) / hz <= last - first + 1e-9:
+        while k * stride + (0 if pad else (T - 1) / hz) <= last - first + 1e-9:
             out.append((e, k * stride))
             k += 1
     return out, T
@@ -393,3 +393,22 @@ def test_prefetch_bounds_the_batches_built_ahead(multirate, monkeypatch):
     time.sleep(0.3)  # give the workers every chance to run ahead
     assert len(built) <= 1 + 2  # the consumed batch, plus prefetch * num_threads
     it.close()
+
+
+def test_windows_padded_past_the_episode_end(multirate):
+    st, eps = multirate
+    L = robocache.Loader(st, batch_size=8, window=0.7, target_hz=13, streams=["joint", "gripper", "cam"],
+                         edges="pad", seed=9)
+    want, T = ref_windows(eps, ["joint", "gripper", "cam"], 0.7, 13, pad=True)
+    assert L.num_windows == len(want)
+    got, padded = [], 0
+    for batch in L:
+        check_batch(batch, eps, ["joint", "gripper", "cam"], METHODS, 13, T, decode=datasets.decode_image)
+        got += list(zip(batch["episode"].tolist(), batch["start_time"].tolist()))
+        padded += int((~batch["masks"]["joint"][:, -1]).sum())
+    np.testing.assert_allclose(sorted(got), sorted(want), atol=1e-9)
+    assert padded > 0
+    # a window longer than every episode is fine when padding, an error otherwise
+    assert robocache.Loader(st, batch_size=2, window=30.0, target_hz=2, streams=["joint"], edges="pad").num_windows > 0
+    with pytest.raises(ValueError, match="edges must be 'inside' or 'pad', got 'wrap'"):
+        robocache.Loader(st, batch_size=2, window=1.0, target_hz=2, streams=["joint"], edges="wrap")
