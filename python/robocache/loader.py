@@ -307,35 +307,35 @@ class Loader:
                 local = np.rint(v[..., 0]).astype(np.int64)  # [B, T]
                 gathered = np.take_along_axis(rows_of[n], local, 1)
                 out[n] = self._gather(p, gathered)
-        if float_entries:
-            kw = dict(methods={n: self._method(n) for n in float_entries}, concat=False,
-                      quat_channels={n: self._plan(n).quat_channel for n in float_entries})
-            if on_gpu:
-                res, keep = self._resample_cuda(float_entries, tgt, kw)
-            else:
-                res = fuse_multimodal(float_entries, tgt, **kw)
-                keep = None
-            for n, v in res.items():
-                shape = self._plan(n).s.shape
-                out[n] = v.reshape((B, self.T) + tuple(shape))
-        else:
-            keep = None
-        return out, masks, episodes, starts, keep
+        kw = dict(methods={n: self._method(n) for n in float_entries}, concat=False,
+                  quat_channels={n: self._plan(n).quat_channel for n in float_entries})
+        if not on_gpu:
+            if float_entries:
+                for n, v in fuse_multimodal(float_entries, tgt, **kw).items():
+                    out[n] = v.reshape((B, self.T) + self._plan(n).s.shape)
+            return out, masks, episodes, starts, None
+        out, masks, event = self._on_cuda(out, masks, float_entries, tgt, kw, B)
+        return out, masks, episodes, starts, event
 
-    def _resample_cuda(self, entries, tgt, kw):
+    def _on_cuda(self, out, masks, float_entries, tgt, kw, B):
+        """Worker thread, device="cuda": everything goes up through pinned memory, asynchronously, on a stream
+        of the worker's own; the float streams are resampled there. Returns (out, masks, event)."""
         import torch
 
         dev = torch.device(self.device)
         stream = torch.cuda.Stream(device=dev)
         with torch.cuda.stream(stream):
-            moved = {}
-            for n, (data, t, lengths) in entries.items():
-                moved[n] = tuple(torch.from_numpy(np.ascontiguousarray(a)).pin_memory().to(dev, non_blocking=True)
-                                 for a in (data, t, lengths))
-            tgt_d = torch.from_numpy(tgt).pin_memory().to(dev, non_blocking=True)
-            res = fuse_multimodal(moved, tgt_d, **kw)
+            def up(a):
+                return torch.from_numpy(np.ascontiguousarray(a)).pin_memory().to(dev, non_blocking=True)
+
+            out = {n: up(v) for n, v in out.items()}
+            masks = {n: up(v) for n, v in masks.items()}
+            if float_entries:
+                moved = {n: tuple(up(a) for a in e) for n, e in float_entries.items()}
+                for n, v in fuse_multimodal(moved, up(tgt), **kw).items():
+                    out[n] = v.reshape((B, self.T) + self._plan(n).s.shape)
             event = stream.record_event()
-        return res, (stream, event)
+        return out, masks, event
 
     def _gather(self, p: _Plan, rows: np.ndarray) -> np.ndarray:
         B, T = rows.shape
@@ -356,30 +356,19 @@ class Loader:
         """On the consuming thread: tensors on the device, ordered after the worker's CUDA stream."""
         import torch
 
-        out, masks, episodes, starts, keep = built
+        out, masks, episodes, starts, event = built
         batch = {}
         if self.device == "cpu":
             for n, v in out.items():
                 batch[n] = torch.from_numpy(np.ascontiguousarray(v))
             batch["masks"] = {n: torch.from_numpy(np.ascontiguousarray(v)) for n, v in masks.items()}
         else:
-            dev = torch.device(self.device)
-            current = torch.cuda.current_stream(dev)
-            if keep is not None:
-                current.wait_event(keep[1])
-            for n, v in out.items():
-                if isinstance(v, np.ndarray):
-                    v = torch.from_numpy(np.ascontiguousarray(v)).pin_memory().to(dev, non_blocking=True)
-                else:
-                    v.record_stream(current)  # made on the worker's stream, used on the caller's
-                batch[n] = v
-            batch["masks"] = {}
-            for n, v in masks.items():
-                if isinstance(v, np.ndarray):
-                    v = torch.from_numpy(np.ascontiguousarray(v)).to(dev, non_blocking=True)
-                else:
-                    v.record_stream(current)
-                batch["masks"][n] = v
+            current = torch.cuda.current_stream(torch.device(self.device))
+            current.wait_event(event)
+            for v in list(out.values()) + list(masks.values()):
+                v.record_stream(current)  # made on the worker's stream, used on the caller's
+            batch.update(out)
+            batch["masks"] = dict(masks)
         batch["masks"] = {p.name: batch["masks"][p.name] for p in self._plans}
         ordered = {p.name: batch[p.name] for p in self._plans}
         ordered["masks"] = batch["masks"]
