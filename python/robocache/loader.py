@@ -157,6 +157,7 @@ class Loader:
                     raise ValueError(f"quat_channels['{n}'] = {q} does not leave 4 channels in {width}")
             elif q is not None:
                 raise ValueError(f"quat_channels['{n}'] is given but methods['{n}'] is {method!r}, not 'slerp'")
+            _check_timestamps(s, self.store.path)
             plans.append(_Plan(n, s, method, q))
         return plans
 
@@ -389,6 +390,28 @@ class Loader:
         return (f"Loader({self.store.path!r}, streams={[p.name for p in self._plans]}, batch_size={self.batch_size}, "
                 f"window={self.window} s, target_hz={self.target_hz:g}, {len(self)} batches of {self.num_windows} "
                 f"windows, {self.episodes_skipped} episodes too short, device={self.device!r})")
+
+
+def _check_timestamps(s, path: str) -> None:
+    """Every episode's timestamps of stream s are free of NaN and non-decreasing; else a ValueError naming
+    the stream, the episode and the sample (before any batch, rather than in a worker)."""
+    ts = np.asarray(s.timestamps)
+    if ts.dtype.kind == "f":
+        nan = np.flatnonzero(np.isnan(ts))
+        if len(nan):
+            e = int(np.searchsorted(s.episodes, nan[0], "right")) - 1
+            raise ValueError(f"store {path}: stream '{s.name}' has a NaN timestamp in episode {e} "
+                             f"(sample {int(nan[0] - s.episodes[e])})")
+    back = np.flatnonzero(ts[1:] < ts[:-1]) + 1  # sample i is earlier than sample i - 1
+    if len(back):
+        starts = np.zeros(len(ts) + 1, dtype=bool)
+        starts[s.episodes[:-1]] = True  # an episode's first sample may be earlier than the last one's
+        back = back[~starts[back]]
+    if len(back):
+        i = int(back[0])
+        e = int(np.searchsorted(s.episodes, i, "right")) - 1
+        raise ValueError(f"store {path}: stream '{s.name}' has decreasing timestamps in episode {e}: sample "
+                         f"{i - int(s.episodes[e])} is at {ts[i]}, before the previous one at {ts[i - 1]}")
 
 
 def _segment_search(ts, a: np.ndarray, b: np.ndarray, x: np.ndarray, right: bool) -> np.ndarray:

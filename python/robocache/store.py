@@ -220,10 +220,13 @@ def convert(src, dst, *, num_threads: Optional[int] = None, progress: bool = Tru
         os.replace(tmp, final)  # a chunk exists only once it is whole
 
     workers = num_threads or os.cpu_count() or 1
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
         for fut in [pool.submit(one, i) for i in todo]:
             fut.result()
             bar.update()
+    finally:  # on an error, stop at once: the episodes not started yet are cancelled
+        pool.shutdown(wait=True, cancel_futures=True)
     if not todo:
         bar.update(0, force=True)
 

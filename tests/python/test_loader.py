@@ -412,3 +412,29 @@ def test_windows_padded_past_the_episode_end(multirate):
     assert robocache.Loader(st, batch_size=2, window=30.0, target_hz=2, streams=["joint"], edges="pad").num_windows > 0
     with pytest.raises(ValueError, match="edges must be 'inside' or 'pad', got 'wrap'"):
         robocache.Loader(st, batch_size=2, window=1.0, target_hz=2, streams=["joint"], edges="wrap")
+
+
+def test_bad_timestamps_in_the_store(tmp_path, rng):
+    t = np.arange(20) / 10.0
+    eps = [{"a": (rng.normal(size=(20, 2)), t)}, {"a": (rng.normal(size=(20, 2)), t.copy())}]
+    eps[1]["a"][1][7] = 0.1  # earlier than sample 6
+    st = store.write_store(tmp_path / "st", eps)
+    with pytest.raises(ValueError, match="stream 'a' has decreasing timestamps in episode 1: sample 7 is at 0.1"):
+        robocache.Loader(st, batch_size=2, window=0.5, target_hz=10, streams="a")
+    eps[1]["a"][1][7] = np.nan
+    st = store.write_store(tmp_path / "st", eps)
+    with pytest.raises(ValueError, match="stream 'a' has a NaN timestamp in episode 1 \\(sample 7\\)"):
+        robocache.Loader(st, batch_size=2, window=0.5, target_hz=10, streams="a")
+    eps[1]["a"][1][7] = 0.7  # fixed; episode 1 starting before episode 0 ends is fine
+    robocache.Loader(store.write_store(tmp_path / "st", eps), batch_size=2, window=0.5, target_hz=10, streams="a")
+
+
+def test_batches_do_not_depend_on_threads_or_prefetch(multirate):
+    st, _ = multirate
+    kw = dict(batch_size=3, window=0.5, target_hz=19, streams=["joint", "cam"], seed=11)
+    a = list(robocache.Loader(st, num_threads=1, prefetch=1, **kw))
+    b = list(robocache.Loader(st, num_threads=3, prefetch=4, **kw))
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert torch.equal(x["start_time"], y["start_time"]) and torch.equal(x["joint"], y["joint"])
+        assert torch.equal(x["cam"], y["cam"])
