@@ -298,3 +298,20 @@ def test_resume_starts_over_when_the_source_changed(tmp_path, hdf5_dataset, monk
     assert calls == [0, 1, 2]
     assert st.streams["actions"].episode_data(0)[0, 0] == 123.0
     assert_store_matches(st, datasets.open(hdf5_dataset))
+
+
+def test_corrupt_source_is_reported_and_leaves_no_store(tmp_path):
+    import shutil
+
+    src = shared_data("rlds", "bridge_dataset", "1.0.0")
+    copy = tmp_path / "bridge"
+    shutil.copytree(src, copy)
+    shard = sorted(copy.glob("*train.tfrecord*"))[0]
+    raw = bytearray(shard.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    shard.write_bytes(bytes(raw))
+    with pytest.raises(OSError, match=shard.name):
+        store.convert(copy, tmp_path / "st", progress=False)
+    assert not (tmp_path / "st").exists()
+    with pytest.raises(store.StoreError):
+        store.open_store(tmp_path / "st")
