@@ -9,6 +9,8 @@ from .ops import fuse_multimodal, resample_rotations, resample_trajectories
 from .pointclouds import PointCloud, load_point_cloud
 from .voxel import hard_voxelize, voxel_downsample, voxelize_point_cloud
 from . import datasets
+from . import store
+from .loader import Loader
 
 __version__ = _C.build_info()["version"]
 
@@ -21,6 +23,9 @@ __all__ = [
     "hard_voxelize",
     "load_point_cloud",
     "PointCloud",
+    "Loader",
+    "datasets",
+    "store",
     "build_info", "set_num_threads", "get_num_threads", "__version__"]
 
 

@@ -1,0 +1,205 @@
+"""Loader throughput: robocache.Loader against a PyTorch DataLoader doing the same reads (the same
+memory-mapped store columns, the same windows in the same order) and the same resampling with NumPy
+(np.interp per channel for linear streams, searchsorted for hold), with the same number of workers.
+Reports samples/s (windows/s) and MB/s of resampled output, best of --repeat.
+
+CPU section: runs anywhere. GPU section (--device cuda): the Loader resamples on the GPU; the DataLoader
+baseline resamples with NumPy in its workers, pins (pin_memory=True) and copies to the GPU.
+
+Data: the LeRobot G1 sample (../shared/data/lerobot/g1_v21, 30 Hz state and action, float32[26]) converted
+to a store, plus the multi-rate demo store (robocache.store.demo_dataset: 100 Hz joints, 50 Hz quaternion,
+10 Hz actions and gripper, 15 Hz PNG camera) without the camera and with it.
+
+Usage: python bench/bench_loader.py [--workers 2] [--batch-size 64] [--batches 200] [--device cpu|cuda]
+       python bench/bench_loader.py --device cuda --train [--hidden 4096 --layers 4]   (GPU busy fraction)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import robocache
+from robocache import datasets, store
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+class NumpyWindows(torch.utils.data.Dataset):
+    """What a user writes without RoboCache: one window per item, read from the memory-mapped store and
+    resampled with NumPy."""
+
+    def __init__(self, path, streams, methods, window_ep, window_start, T, hz):
+        self.path, self.streams, self.methods = path, streams, methods
+        self.ep, self.start, self.T, self.hz = window_ep, window_start, T, hz
+        self.st = None
+
+    def __len__(self):
+        return len(self.ep)
+
+    def __getitem__(self, i):
+        if self.st is None:  # open in the worker (memory maps do not cross fork well)
+            self.st = store.open_store(self.path, verify=False)
+        e = int(self.ep[i])
+        cols = [self.st.streams[n] for n in self.streams]
+        origin = min(c.timestamps[c.episodes[e]] for c in cols)
+        tgt = origin + self.start[i] + np.arange(self.T) / self.hz
+        out = {}
+        for n, c in zip(self.streams, cols):
+            a, b = int(c.episodes[e]), int(c.episodes[e + 1])
+            ts = np.asarray(c.timestamps[a:b])
+            if c.kind == "bytes" or self.methods.get(n) == "hold":
+                idx = np.clip(np.searchsorted(ts, tgt, "right") - 1, 0, b - a - 1) + a
+                if c.kind == "bytes":
+                    v = np.stack([datasets.decode_image(c.data[c.items[r]:c.items[r + 1]].tobytes()) for r in idx])
+                else:
+                    v = np.asarray(c.data[idx])
+            else:
+                lo = max(int(np.searchsorted(ts, tgt[0], "right")) - 1, 0)
+                hi = min(int(np.searchsorted(ts, tgt[-1], "left")) + 1, b - a)
+                d = np.asarray(c.data[a + lo:a + hi]).reshape(hi - lo, -1)
+                v = np.stack([np.interp(tgt, ts[lo:hi], d[:, k]) for k in range(d.shape[1])], 1).astype(d.dtype)
+                v = v.reshape((self.T,) + c.shape)
+            out[n] = torch.from_numpy(v)
+            out[n + ".mask"] = torch.from_numpy((tgt >= ts[0]) & (tgt <= ts[-1]))
+        return out
+
+
+def run_epoch(it, batches, device):
+    n = nbytes = 0
+    t0 = time.perf_counter()
+    for i, b in enumerate(it):
+        for v in b.values():
+            if isinstance(v, torch.Tensor):
+                nbytes += v.numel() * v.element_size()
+        n += len(next(iter(b.values())))
+        if i + 1 == batches:
+            break
+    if device != "cpu":
+        torch.cuda.synchronize()
+    dt = time.perf_counter() - t0
+    return n / dt, nbytes / dt / 1e6
+
+
+def bench(name, path, streams, methods, args):
+    kw = dict(batch_size=args.batch_size, window=args.window, target_hz=args.hz, streams=streams, methods=methods,
+              seed=0, num_threads=args.workers, prefetch=2, device=args.device)
+    loader = robocache.Loader(path, **kw)
+    batches = min(args.batches, len(loader))
+    order = np.concatenate([np.arange(0)] + [np.asarray(w[:, 0]) for w in loader.windows(0)]).astype(np.int64)
+    starts = np.concatenate([w[:, 1] for w in loader.windows(0)])
+    ds = NumpyWindows(loader.store.path, streams, methods, order, starts, loader.T, args.hz)
+    dl = torch.utils.data.DataLoader(ds, batch_size=args.batch_size, shuffle=False, num_workers=args.workers,
+                                     pin_memory=args.device != "cpu", prefetch_factor=2 if args.workers else None,
+                                     persistent_workers=args.workers > 0)
+
+    def loader_run():
+        lo = robocache.Loader(path, **kw)
+        return run_epoch(lo, batches, args.device)
+
+    def dl_run():
+        if args.device == "cpu":
+            return run_epoch(dl, batches, "cpu")
+
+        def moved():
+            for b in dl:
+                yield {k: v.to(args.device, non_blocking=True) for k, v in b.items()}
+        return run_epoch(moved(), batches, args.device)
+
+    res = {}
+    for label, fn in (("robocache.Loader", loader_run), (f"DataLoader+NumPy ({args.workers} workers)", dl_run)):
+        best = max((fn() for _ in range(args.repeat)), key=lambda r: r[0])
+        res[label] = best
+    print(f"{name}: {loader.num_windows} windows, T={loader.T}, batch {args.batch_size}, {batches} batches, "
+          f"device {args.device}")
+    base = list(res.values())[1][0]
+    for label, (sps, mbs) in res.items():
+        print(f"  {label:<36} {sps:10.0f} samples/s  {mbs:8.1f} MB/s  {sps / base:5.2f}x")
+    sys.stdout.flush()
+
+
+def bench_training(path, streams, args):
+    """A small MLP policy trained on the loader's batches. The GPU's busy fraction is estimated as
+    steps x (time of one step on a batch already on the GPU) / wall time of the loop with the loader."""
+    import torch.nn as nn
+
+    loader = robocache.Loader(path, batch_size=args.batch_size, window=args.window, target_hz=args.hz,
+                              streams=streams, seed=0, num_threads=args.workers, device=args.device)
+    first = next(iter(robocache.Loader(path, batch_size=args.batch_size, window=args.window, target_hz=args.hz,
+                                       streams=streams, seed=1, num_threads=1, device=args.device)))
+    width = sum(first[n][0].numel() for n in streams)
+    model = nn.Sequential(nn.Linear(width, args.hidden), nn.GELU(), *[m for _ in range(args.layers) for m in
+                          (nn.Linear(args.hidden, args.hidden), nn.GELU())], nn.Linear(args.hidden, width)).to(args.device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def step(batch):
+        x = torch.cat([batch[n].reshape(len(batch[n]), -1).float() for n in streams], 1)
+        loss = nn.functional.mse_loss(model(x), x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    sync = torch.cuda.synchronize if args.device != "cpu" else (lambda: None)
+    for _ in range(10):
+        step(first)
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(50):
+        step(first)
+    sync()
+    step_s = (time.perf_counter() - t0) / 50
+    n = 0
+    t0 = time.perf_counter()
+    for i, b in enumerate(loader):
+        step(b)
+        n += 1
+        if n == args.batches:
+            break
+    sync()
+    wall = time.perf_counter() - t0
+    print(f"training: MLP {args.layers}x{args.hidden}, step {step_s * 1e3:.2f} ms on a resident batch; with the "
+          f"loader {wall / n * 1e3:.2f} ms/step, {n * args.batch_size / wall:.0f} samples/s, "
+          f"{'GPU' if args.device != 'cpu' else 'model'} busy ~{min(1.0, n * step_s / wall) * 100:.0f}%")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--workers", type=int, default=os.cpu_count())
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--batches", type=int, default=200)
+    ap.add_argument("--window", type=float, default=1.0)
+    ap.add_argument("--hz", type=float, default=50.0)
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--train", action="store_true", help="GPU: also time a small MLP training loop fed by the loader")
+    ap.add_argument("--hidden", type=int, default=4096)
+    ap.add_argument("--layers", type=int, default=4)
+    args = ap.parse_args()
+    print(f"robocache {robocache.__version__}, torch {torch.__version__}, {os.cpu_count()} CPUs, "
+          f"build {robocache.build_info()['compiler']}, cuda={robocache.build_info()['cuda']}")
+    with tempfile.TemporaryDirectory() as tmp:
+        g1 = DATA / "lerobot" / "g1_v21"
+        if g1.exists():
+            st = store.convert(g1, os.path.join(tmp, "g1"), progress=False)
+            bench("LeRobot G1 (state+action, linear)", st.path, ["observation.state", "action"], {}, args)
+            if args.train:
+                bench_training(st.path, ["observation.state", "action"], args)
+        else:
+            print(f"skipping LeRobot G1: {g1} not present")
+        demo = store.demo_dataset(os.path.join(tmp, "demo"), episodes=16)
+        low = ["joint_state", "ee_quat", "action", "gripper"]
+        bench("demo multi-rate (joints 100 Hz, quat 50 Hz, action/gripper 10 Hz)", demo.path, low,
+              {"gripper": "hold"}, args)
+        bench("demo multi-rate + 15 Hz PNG camera 32x32", demo.path, low + ["camera"],
+              {"gripper": "hold", "camera": "hold"}, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,436 @@
+"""``robocache.Loader``: training batches of fixed-length windows from an episode store, every stream
+resampled onto one ``target_hz`` timeline.
+
+This first version is Python on top of the native ops: a thread pool builds batches ahead (bounded by
+``prefetch``), each batch reads only the source samples that cover its windows from the memory-mapped
+store, and the resampling/alignment runs in :func:`robocache.fuse_multimodal` on the CPU or, for
+``device="cuda"``, on the GPU after a pinned, asynchronous copy on the worker's own CUDA stream.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Dict, Iterator, List, Optional, Sequence, Union
+
+import numpy as np
+
+from . import _C
+from .ops import fuse_multimodal
+from .store import Store, open_store
+
+__all__ = ["Loader"]
+
+_METHODS = ("linear", "nearest", "hold", "slerp")
+_RESERVED = ("episode", "start_time", "masks")
+_FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+
+class _Plan:
+    """Per selected stream: how it is read and resampled."""
+
+    def __init__(self, name, s, method, quat_channel):
+        self.name, self.s, self.method, self.quat_channel = name, s, method, quat_channel
+        self.is_float = s.kind == "tensor" and s.dtype in _FLOATS
+        # non-float tensors and encoded images are resampled as sample indices (hold/nearest), then gathered
+        self.width = int(np.prod(s.shape)) if self.is_float else 1
+
+
+class Loader:
+    """Iterates batches of windows of ``window`` seconds from a store (a path or a :class:`robocache.store.Store`).
+
+    Each batch is a dict: for every name in ``streams`` a ``torch.Tensor [B, T, *shape]`` on ``device``
+    (``T = round(window * target_hz)`` target times ``start + i / target_hz``), ``masks[name]`` (bool ``[B, T]``,
+    False where a target lies outside that stream's samples in the episode: the pad mask at episode edges),
+    ``episode`` (int64 ``[B]``) and ``start_time`` (float64 ``[B]``, seconds after the episode's first sample),
+    these two always on the CPU.
+
+    Windows start every ``stride`` seconds (default one target step) from each episode's first sample and,
+    with ``edges="inside"`` (default), end at or before its last one; with ``edges="pad"`` they start at
+    every step up to the last sample and run past the episode's end, where the values hold the last sample
+    and the masks are False (action chunks at the end of an episode, as LeRobot pads them). Floating-point streams are resampled with ``methods[name]`` (default
+    ``"linear"``; ``"slerp"`` for quaternions, see ``quat_channels``); integer/bool streams and encoded images
+    with ``"hold"`` (or ``"nearest"``); images are decoded to uint8 ``[B, T, H, W, C]``. Boundary: clamp.
+
+    ``shuffle`` orders windows by a permutation that depends only on ``seed`` and the epoch, so the same
+    seed gives the same batches; ``state_dict()`` / ``load_state_dict()`` resume mid-epoch. ``len()`` is the
+    number of batches per epoch. ``num_threads`` threads (default: all cores, at most 8) build batches
+    ahead, at most ``prefetch`` per thread.
+    """
+
+    def __init__(self, store: Union[str, os.PathLike, Store], *, batch_size: int, window: float, target_hz: float,
+                 streams: Union[str, Sequence[str]], device: str = "cpu", shuffle: bool = True, seed: int = 0,
+                 drop_last: bool = False, prefetch: int = 2, num_threads: Optional[int] = None,
+                 methods: Optional[Dict[str, str]] = None, quat_channels: Optional[Dict[str, int]] = None,
+                 stride: Optional[float] = None, edges: str = "inside", verify: bool = True):
+        self.store = store if isinstance(store, Store) else open_store(store, verify=verify)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        if not _positive(target_hz):
+            raise ValueError(f"target_hz must be a finite number > 0, got {target_hz!r}")
+        if not _positive(window):
+            raise ValueError(f"window must be a finite number of seconds > 0, got {window!r}")
+        if stride is not None and not _positive(stride):
+            raise ValueError(f"stride must be a finite number of seconds > 0, got {stride!r}")
+        if isinstance(prefetch, bool) or not isinstance(prefetch, (int, np.integer)) or prefetch < 1:
+            raise ValueError(f"prefetch must be an integer >= 1, got {prefetch!r}")
+        if num_threads is not None and (not isinstance(num_threads, (int, np.integer)) or num_threads < 1):
+            raise ValueError(f"num_threads must be None or an integer >= 1, got {num_threads!r}")
+        self.batch_size, self.target_hz, self.window = int(batch_size), float(target_hz), float(window)
+        self.T = int(round(self.window * self.target_hz))
+        if self.T < 1:
+            raise ValueError(f"window={window} s at target_hz={target_hz} holds no target step "
+                             f"(needs window >= {0.5 / self.target_hz:g} s)")
+        self.stride = float(stride) if stride is not None else 1.0 / self.target_hz
+        if edges not in ("inside", "pad"):
+            raise ValueError(f"edges must be 'inside' or 'pad', got {edges!r}")
+        self.edges = edges
+        self.shuffle, self.seed, self.drop_last = bool(shuffle), int(seed), bool(drop_last)
+        self.prefetch = int(prefetch)
+        self.num_threads = int(num_threads) if num_threads else min(os.cpu_count() or 1, 8)
+        self.device = self._check_device(device)
+        self._plans = self._make_plans(streams, methods or {}, quat_channels or {})
+        self._make_windows()
+        self._epoch, self._batch = 0, 0
+
+    # ------------------------------------------------------------------------------------------ checks
+    @staticmethod
+    def _check_device(device) -> str:
+        device = str(device)
+        if device == "cpu":
+            return device
+        if device == "cuda" or device.startswith("cuda:"):
+            try:
+                import torch
+            except ImportError:
+                raise ValueError(f"device={device!r} needs PyTorch, which is not installed") from None
+            if not torch.cuda.is_available():
+                raise ValueError(f"device={device!r}: no CUDA GPU is visible to PyTorch")
+            if not _C.build_info().get("cuda", False):
+                raise ValueError(f"device={device!r}: this RoboCache build has no CUDA backend "
+                                 "(see robocache.build_info())")
+            return device
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+
+    def _make_plans(self, streams, methods, quat_channels) -> List[_Plan]:
+        if isinstance(streams, str):
+            streams = [streams]
+        streams = list(streams)
+        if not streams:
+            raise ValueError("streams is empty: name at least one stream of the store")
+        have = self.store.streams
+        unknown = [n for n in streams if n not in have]
+        if unknown:
+            raise ValueError(f"streams: no stream {unknown} in store {self.store.path}; it has {sorted(have)}")
+        if len(set(streams)) != len(streams):
+            raise ValueError(f"streams names a stream twice: {streams}")
+        for n in streams:
+            if n in _RESERVED:
+                raise ValueError(f"streams: '{n}' clashes with the batch key of the same name ({_RESERVED})")
+        for what, d in (("methods", methods), ("quat_channels", quat_channels)):
+            extra = set(d) - set(streams)
+            if extra:
+                raise ValueError(f"{what} names {sorted(extra)}, which are not among streams {streams}")
+        units = {have[n].time_unit for n in streams}
+        if len(units) > 1:
+            raise ValueError(f"streams mix time units {sorted(units)}; load them with separate Loaders")
+        plans = []
+        for n in streams:
+            s = have[n]
+            if s.kind == "bytes" and s.encoding not in ("jpeg", "png"):
+                raise ValueError(f"stream '{n}' holds {s.encoding} bytes; the loader yields tensors, so only "
+                                 "tensor streams and JPEG/PNG image streams can be loaded")
+            is_float = s.kind == "tensor" and s.dtype in _FLOATS
+            method = methods.get(n, "linear" if is_float else "hold")
+            if method not in _METHODS:
+                raise ValueError(f"methods['{n}'] must be one of {_METHODS}, got {method!r}")
+            if not is_float and method not in ("hold", "nearest"):
+                what = f"{s.encoding} images" if s.kind == "bytes" else f"{s.dtype} samples"
+                raise ValueError(f"methods['{n}'] = {method!r} cannot interpolate {what}; use 'hold' or 'nearest'")
+            q = quat_channels.get(n)
+            width = int(np.prod(s.shape))
+            if method == "slerp":
+                if q is None and width != 4:
+                    raise ValueError(f"stream '{n}' has {width} channels; slerp needs 4 or quat_channels['{n}']")
+                if q is not None and not 0 <= int(q) <= width - 4:
+                    raise ValueError(f"quat_channels['{n}'] = {q} does not leave 4 channels in {width}")
+            elif q is not None:
+                raise ValueError(f"quat_channels['{n}'] is given but methods['{n}'] is {method!r}, not 'slerp'")
+            _check_timestamps(s, self.store.path)
+            plans.append(_Plan(n, s, method, q))
+        return plans
+
+    def _make_windows(self) -> None:
+        """Episode origins (first sample of any selected stream) and the list of windows (episode, k)."""
+        ns = self._plans[0].s.time_unit == "ns"
+        n_ep = self.store.num_episodes
+        origin = np.zeros(n_ep, dtype=np.int64 if ns else np.float64)
+        span = np.full(n_ep, -1.0)
+        for e in range(n_ep):
+            firsts, lasts = [], []
+            for p in self._plans:
+                a, b = p.s.episode_range(e)
+                if b == a:  # a stream with no samples here: nothing to resample from
+                    firsts = None
+                    break
+                firsts.append(p.s.timestamps[a])
+                lasts.append(p.s.timestamps[b - 1])
+            if firsts is None:
+                continue
+            origin[e] = min(firsts)
+            span[e] = (max(lasts) - origin[e]) * (1e-9 if ns else 1.0)
+        need = (self.T - 1) / self.target_hz if self.edges == "inside" else 0.0
+        counts = np.where(span >= need - 1e-9, np.floor((span - need) / self.stride + 1e-9) + 1, 0).astype(np.int64)
+        if counts.sum() == 0:
+            longest = float(span.max()) if n_ep else 0.0
+            raise ValueError(f"window={self.window} s ({self.T} steps at {self.target_hz:g} Hz, spanning {need:g} s) "
+                             f"is longer than every episode of store {self.store.path}: the longest spans "
+                             f"{max(longest, 0.0):g} s over streams {[p.name for p in self._plans]}")
+        self._origin, self._ns = origin, ns
+        self.episode_spans = span
+        # episodes shorter than the window (or missing a selected stream) give no windows
+        self.episodes_skipped = int(np.sum(counts == 0))
+        self._win_ep = np.repeat(np.arange(n_ep, dtype=np.int64), counts)
+        starts = np.zeros(n_ep + 1, dtype=np.int64)
+        np.cumsum(counts, out=starts[1:])
+        self._win_k = np.arange(len(self._win_ep), dtype=np.int64) - starts[self._win_ep]
+        self.num_windows = len(self._win_ep)
+
+    # ------------------------------------------------------------------------------------------ epochs
+    def __len__(self) -> int:
+        n, b = self.num_windows, self.batch_size
+        return n // b if self.drop_last else -(-n // b)
+
+    def _order(self, epoch: int) -> np.ndarray:
+        if not self.shuffle:
+            return np.arange(self.num_windows)
+        return np.random.default_rng([self.seed, epoch]).permutation(self.num_windows)
+
+    def windows(self, epoch: int = 0) -> List[np.ndarray]:
+        """The windows of each batch of ``epoch``: arrays of ``(episode, start_time)`` rows."""
+        order = self._order(epoch)
+        out = []
+        for i in range(len(self)):
+            w = order[i * self.batch_size:(i + 1) * self.batch_size]
+            out.append(np.stack([self._win_ep[w], self._win_k[w] * self.stride], 1))
+        return out
+
+    def state_dict(self) -> dict:
+        """Where iteration stands: the epoch and the batches of it already yielded."""
+        return {"seed": self.seed, "epoch": self._epoch, "batch": self._batch, "num_windows": self.num_windows,
+                "batch_size": self.batch_size}
+
+    def load_state_dict(self, state: dict) -> None:
+        for key in ("seed", "num_windows", "batch_size"):
+            if state.get(key) != getattr(self, key):
+                raise ValueError(f"state_dict has {key}={state.get(key)!r} but this Loader has "
+                                 f"{getattr(self, key)!r}: it comes from a different loader")
+        if not 0 <= int(state["batch"]) <= len(self):
+            raise ValueError(f"state_dict batch={state['batch']} is out of range for {len(self)} batches")
+        self._epoch, self._batch = int(state["epoch"]), int(state["batch"])
+
+    def __iter__(self) -> Iterator[dict]:
+        order = self._order(self._epoch)
+        nb = len(self)
+        ahead = self.prefetch * self.num_threads
+        pool = ThreadPoolExecutor(max_workers=self.num_threads, thread_name_prefix="robocache-loader")
+        pending = []
+        nxt = self._batch
+        try:
+            while self._batch < nb:
+                while nxt < nb and len(pending) < ahead:
+                    w = order[nxt * self.batch_size:(nxt + 1) * self.batch_size]
+                    pending.append(pool.submit(self._build, self._win_ep[w], self._win_k[w] * self.stride))
+                    nxt += 1
+                batch = self._finish(pending.pop(0).result())
+                self._batch += 1
+                yield batch
+            self._epoch += 1
+            self._batch = 0
+        finally:
+            for f in pending:
+                f.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    # ------------------------------------------------------------------------------------------ batches
+    def _read(self, p: _Plan, episodes: np.ndarray, starts: np.ndarray):
+        """The source samples of stream p covering each window: times [B, S] (float64 seconds after the window
+        start, padded with the last one), lengths [B], the global row of each sample [B, S] (padded with the
+        last row) and the stream's first and last sample time in the episode [B, 2]. Vectorized over the batch."""
+        ts = p.s.timestamps
+        a = p.s.episodes[episodes]
+        b = p.s.episodes[episodes + 1]
+        span = (self.T - 1) / self.target_hz
+        if self._ns:
+            t0 = self._origin[episodes] + np.rint(starts * 1e9).astype(np.int64)
+            t1 = t0 + np.int64(round(span * 1e9))
+        else:
+            t0 = self._origin[episodes] + starts
+            t1 = t0 + span
+        # one sample at or before the window's start and one at or after its end, for interpolation
+        lo = np.maximum(_segment_search(ts, a, b, t0, right=True) - 1, a)
+        hi = np.minimum(_segment_search(ts, a, b, t1, right=False) + 1, b)
+        hi = np.maximum(hi, lo + 1)
+        lengths = hi - lo
+        S = int(lengths.max())
+        rows = np.minimum(lo[:, None] + np.arange(S)[None], (hi - 1)[:, None])
+        scale = 1e-9 if self._ns else 1.0
+        t = (ts[rows] - t0[:, None]) * scale
+        edges = (np.stack([ts[a], ts[b - 1]], 1) - t0[:, None]) * scale
+        return t.astype(np.float64, copy=False), lengths, rows, edges
+
+    def _build(self, episodes: np.ndarray, starts: np.ndarray):
+        """Runs on a worker thread: reads, stages and resamples one batch."""
+        B = len(episodes)
+        tgt = np.arange(self.T, dtype=np.float64) / self.target_hz
+        on_gpu = self.device != "cpu"
+        float_entries, index_entries = {}, {}
+        rows_of, masks = {}, {}
+        for p in self._plans:
+            t, lengths, rows, edges = self._read(p, episodes, starts)
+            rows_of[p.name] = rows
+            # the pad mask: targets outside the stream's samples in the episode (1 ns of slack, so a window
+            # that ends exactly on the last sample is not marked padded by rounding)
+            masks[p.name] = (tgt[None] >= edges[:, :1] - 1e-9) & (tgt[None] <= edges[:, 1:] + 1e-9)
+            if p.is_float:
+                data = np.asarray(p.s.data[rows.reshape(-1)]).reshape(B, rows.shape[1], p.width)
+                float_entries[p.name] = (data, t, lengths)
+            else:
+                pos = np.broadcast_to(np.arange(rows.shape[1], dtype=np.float64)[None, :, None], (B, rows.shape[1], 1))
+                index_entries[p.name] = (np.ascontiguousarray(pos), t, lengths)
+        out = {}
+        if index_entries:
+            idx = fuse_multimodal(index_entries, tgt, methods={n: self._method(n) for n in index_entries},
+                                  concat=False)
+            for n, v in idx.items():
+                p = self._plan(n)
+                local = np.rint(v[..., 0]).astype(np.int64)  # [B, T]
+                gathered = np.take_along_axis(rows_of[n], local, 1)
+                out[n] = self._gather(p, gathered)
+        kw = dict(methods={n: self._method(n) for n in float_entries}, concat=False,
+                  quat_channels={n: self._plan(n).quat_channel for n in float_entries})
+        if not on_gpu:
+            if float_entries:
+                for n, v in fuse_multimodal(float_entries, tgt, **kw).items():
+                    out[n] = v.reshape((B, self.T) + self._plan(n).s.shape)
+            return out, masks, episodes, starts, None
+        out, masks, event = self._on_cuda(out, masks, float_entries, tgt, kw, B)
+        return out, masks, episodes, starts, event
+
+    def _on_cuda(self, out, masks, float_entries, tgt, kw, B):
+        """Worker thread, device="cuda": everything goes up through pinned memory, asynchronously, on a stream
+        of the worker's own; the float streams are resampled there. Returns (out, masks, event)."""
+        import torch
+
+        dev = torch.device(self.device)
+        stream = torch.cuda.Stream(device=dev)
+        with torch.cuda.stream(stream):
+            def up(a):
+                return torch.from_numpy(np.ascontiguousarray(a)).pin_memory().to(dev, non_blocking=True)
+
+            out = {n: up(v) for n, v in out.items()}
+            masks = {n: up(v) for n, v in masks.items()}
+            if float_entries:
+                moved = {n: tuple(up(a) for a in e) for n, e in float_entries.items()}
+                for n, v in fuse_multimodal(moved, up(tgt), **kw).items():
+                    out[n] = v.reshape((B, self.T) + self._plan(n).s.shape)
+            event = stream.record_event()
+        return out, masks, event
+
+    def _gather(self, p: _Plan, rows: np.ndarray) -> np.ndarray:
+        B, T = rows.shape
+        if p.s.kind == "tensor":
+            return np.asarray(p.s.data[rows.reshape(-1)]).reshape((B, T) + p.s.shape)
+        uniq, inv = np.unique(rows.reshape(-1), return_inverse=True)
+        imgs = []
+        for r in uniq:
+            a, b = int(p.s.items[r]), int(p.s.items[r + 1])
+            imgs.append(_C.decode_image(p.s.data[a:b].tobytes(), f"{p.name}[{r}] in store {self.store.path}"))
+        shapes = {im.shape for im in imgs}
+        if len(shapes) > 1:
+            raise ValueError(f"stream '{p.name}' has images of different shapes {sorted(shapes)} in one batch; "
+                             "they cannot be stacked into one tensor")
+        return np.stack(imgs)[inv].reshape((B, T) + imgs[0].shape)
+
+    def _finish(self, built) -> dict:
+        """On the consuming thread: tensors on the device, ordered after the worker's CUDA stream."""
+        import torch
+
+        out, masks, episodes, starts, event = built
+        batch = {}
+        if self.device == "cpu":
+            for n, v in out.items():
+                batch[n] = torch.from_numpy(np.ascontiguousarray(v))
+            batch["masks"] = {n: torch.from_numpy(np.ascontiguousarray(v)) for n, v in masks.items()}
+        else:
+            current = torch.cuda.current_stream(torch.device(self.device))
+            current.wait_event(event)
+            for v in list(out.values()) + list(masks.values()):
+                v.record_stream(current)  # made on the worker's stream, used on the caller's
+            batch.update(out)
+            batch["masks"] = dict(masks)
+        batch["masks"] = {p.name: batch["masks"][p.name] for p in self._plans}
+        ordered = {p.name: batch[p.name] for p in self._plans}
+        ordered["masks"] = batch["masks"]
+        ordered["episode"] = torch.from_numpy(np.ascontiguousarray(episodes))
+        ordered["start_time"] = torch.from_numpy(np.ascontiguousarray(starts, dtype=np.float64))
+        return ordered
+
+    def _plan(self, name: str) -> _Plan:
+        for p in self._plans:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def _method(self, name: str) -> str:
+        return self._plan(name).method
+
+    def __repr__(self) -> str:
+        return (f"Loader({self.store.path!r}, streams={[p.name for p in self._plans]}, batch_size={self.batch_size}, "
+                f"window={self.window} s, target_hz={self.target_hz:g}, {len(self)} batches of {self.num_windows} "
+                f"windows, {self.episodes_skipped} episodes too short, device={self.device!r})")
+
+
+def _check_timestamps(s, path: str) -> None:
+    """Every episode's timestamps of stream s are free of NaN and non-decreasing; else a ValueError naming
+    the stream, the episode and the sample (before any batch, rather than in a worker)."""
+    ts = np.asarray(s.timestamps)
+    if ts.dtype.kind == "f":
+        nan = np.flatnonzero(np.isnan(ts))
+        if len(nan):
+            e = int(np.searchsorted(s.episodes, nan[0], "right")) - 1
+            raise ValueError(f"store {path}: stream '{s.name}' has a NaN timestamp in episode {e} "
+                             f"(sample {int(nan[0] - s.episodes[e])})")
+    back = np.flatnonzero(ts[1:] < ts[:-1]) + 1  # sample i is earlier than sample i - 1
+    if len(back):
+        starts = np.zeros(len(ts) + 1, dtype=bool)
+        starts[s.episodes[:-1]] = True  # an episode's first sample may be earlier than the last one's
+        back = back[~starts[back]]
+    if len(back):
+        i = int(back[0])
+        e = int(np.searchsorted(s.episodes, i, "right")) - 1
+        raise ValueError(f"store {path}: stream '{s.name}' has decreasing timestamps in episode {e}: sample "
+                         f"{i - int(s.episodes[e])} is at {ts[i]}, before the previous one at {ts[i - 1]}")
+
+
+def _segment_search(ts, a: np.ndarray, b: np.ndarray, x: np.ndarray, right: bool) -> np.ndarray:
+    """np.searchsorted(ts[a[j]:b[j]], x[j], side) + a[j] for every j at once: a binary search over each
+    row's own sorted segment of ts (an episode's timestamps)."""
+    lo, hi = a.astype(np.int64).copy(), b.astype(np.int64).copy()
+    while True:
+        active = lo < hi
+        if not active.any():
+            return lo
+        mid = (lo + hi) // 2
+        v = ts[np.where(active, mid, 0)]
+        go_right = (v <= x) if right else (v < x)
+        lo = np.where(active & go_right, mid + 1, lo)
+        hi = np.where(active & ~go_right, mid, hi)
+
+
+def _positive(x) -> bool:
+    try:
+        return not isinstance(x, bool) and math.isfinite(float(x)) and float(x) > 0
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,440 @@
+"""robocache.Loader: every batch checked window by window against a plain NumPy/SciPy reference computed
+from the source episodes (the in-memory data the store was written from, or robocache.datasets.open on
+the real datasets); determinism, resume, bad input."""
+
+import numpy as np
+import pytest
+
+import robocache
+from robocache import datasets, store
+from conftest import HAS_CUDA, requires_cuda, shared_data
+
+torch = pytest.importorskip("torch")
+
+
+# ------------------------------------------------------------------------------------------------ reference
+
+def ref_resample(data, ts, tgt, method):
+    """float64 reference: data [S, ...], ts [S] float64 seconds, tgt [T] -> [T, ...] (clamp at the ends)."""
+    data = np.asarray(data)
+    flat = data.reshape(len(data), -1).astype(np.float64)
+    if method == "linear":
+        out = np.stack([np.interp(tgt, ts, flat[:, c]) for c in range(flat.shape[1])], 1)
+    elif method == "hold":
+        idx = np.clip(np.searchsorted(ts, tgt, "right") - 1, 0, len(ts) - 1)
+        out = flat[idx]
+    elif method == "slerp":
+        from scipy.spatial.transform import Rotation, Slerp
+
+        tc = np.clip(tgt, ts[0], ts[-1])
+        if len(ts) == 1:
+            out = np.repeat(flat, len(tgt), 0)
+        else:
+            out = Slerp(ts, Rotation.from_quat(flat))(tc).as_quat()
+    else:
+        raise AssertionError(method)
+    return out.reshape((len(tgt),) + data.shape[1:])
+
+
+def ref_windows(episodes, streams, window, hz, stride=None, pad=False):
+    """All (episode, start) windows, independently of the loader: starts every stride from the episode's
+    first sample (over the selected streams) while the last target stays within its last sample."""
+    T = int(round(window * hz))
+    stride = stride or 1.0 / hz
+    out = []
+    for e, ep in enumerate(episodes):
+        base = min(np.asarray(ep[n][1])[0] for n in streams)
+        first = min(to_s(ep[n][1], base)[0] for n in streams)
+        last = max(to_s(ep[n][1], base)[-1] for n in streams)
+        k = 0
+        while k * stride + (0 if pad else (T - 1) / hz) <= last - first + 1e-9:
+            out.append((e, k * stride))
+            k += 1
+    return out, T
+
+
+def to_s(t, base):
+    """Seconds after base; int64 timestamps are nanoseconds."""
+    t = np.asarray(t)
+    return (t - base).astype(np.float64) * 1e-9 if t.dtype == np.int64 else t.astype(np.float64) - base
+
+
+def check_batch(batch, episodes, streams, methods, hz, T, decode=None, ns=False, atol=1e-5):
+    """Compares one batch, row by row, with the reference on the source episodes."""
+    for j, (e, start) in enumerate(zip(batch["episode"].tolist(), batch["start_time"].tolist())):
+        ep = episodes[e]
+        if ns:
+            origin = min(int(np.asarray(ep[n][1])[0]) for n in streams)
+            rel = {n: (np.asarray(ep[n][1]) - origin).astype(np.float64) * 1e-9 for n in streams}
+        else:
+            origin = min(float(np.asarray(ep[n][1])[0]) for n in streams)
+            rel = {n: np.asarray(ep[n][1], dtype=np.float64) - origin for n in streams}
+        tgt = start + np.arange(T) / hz
+        for n in streams:
+            data, ts = ep[n][0], rel[n]
+            got = batch[n][j].cpu().numpy()
+            mask = batch["masks"][n][j].cpu().numpy()
+            np.testing.assert_array_equal(mask, (tgt >= ts[0] - 1e-9) & (tgt <= ts[-1] + 1e-9), err_msg=n)
+            m = methods.get(n, "linear")
+            if isinstance(data, list) or m == "hold":
+                # zero-order hold; a target within 1e-9 s of a sample time (a tie that rounding decides)
+                # may take either neighbour
+                lo, hi = (np.clip(np.searchsorted(ts, tgt + d, "right") - 1, 0, len(ts) - 1) for d in (-1e-9, 1e-9))
+                pick = (lambda i: decode(data[i])) if isinstance(data, list) else (lambda i: np.asarray(data)[i])
+                for k in range(len(tgt)):
+                    if not (np.array_equal(got[k], pick(lo[k])) or np.array_equal(got[k], pick(hi[k]))):
+                        raise AssertionError(f"stream {n}, row {j} (episode {e}, start {start}), target {k} "
+                                             f"(t={tgt[k]}): not sample {lo[k]} or {hi[k]}")
+            elif m == "slerp":
+                want = ref_resample(data, ts, tgt, m)
+                dots = np.abs(np.sum(got.astype(np.float64) * want, -1))
+                np.testing.assert_allclose(dots, 1, atol=1e-5, err_msg=n)
+            else:
+                want = ref_resample(data, ts, tgt, m)
+                np.testing.assert_allclose(got, want, rtol=1e-5, atol=atol, err_msg=n)
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+def multirate_episodes(rng, n=5):
+    """Episodes of odd lengths whose streams start and end at different times (so masks matter), with
+    jittered recorded timestamps, float32/float64/int8 data, unit quaternions and PNG frames."""
+    eps = []
+    for e in range(n):
+        dur = rng.uniform(0.6, 2.5)
+        ep = {}
+        S = max(int(dur * 97), 2)
+        t = np.sort(rng.uniform(0, dur, S))
+        t[0] = 0.0  # the episode's origin
+        ep["joint"] = (rng.normal(size=(S, 7)).astype(np.float32), t)
+        S = max(int(dur * 31), 1)
+        t = 0.13 + np.arange(S) / 31.0  # starts late: the first windows are padded for it
+        ep["force"] = (rng.normal(size=(S, 2, 3)), t)
+        S = max(int(dur * 10), 1)
+        t = np.arange(S) / 10.0 + rng.uniform(0, 0.02)
+        ep["gripper"] = (rng.integers(-5, 6, (S, 1)).astype(np.int8), t)
+        S = max(int(dur * 23), 2)
+        q = rng.normal(size=(S, 4))
+        q /= np.linalg.norm(q, axis=1, keepdims=True)
+        ep["quat"] = (q.astype(np.float32), np.arange(S) / 23.0)
+        S = max(int(dur * 15), 1)
+        frames = [store._png(rng.integers(0, 256, (5, 4, 3), dtype=np.uint8)) for _ in range(S)]
+        ep["cam"] = (frames, np.arange(S) / 15.0 + 0.01)
+        eps.append(ep)
+    return eps
+
+
+@pytest.fixture
+def multirate(tmp_path, rng):
+    eps = multirate_episodes(rng)
+    st = store.write_store(tmp_path / "st", eps, encodings={"cam": "png"})
+    return st, eps
+
+
+STREAMS = ["joint", "force", "gripper", "quat", "cam"]
+METHODS = {"quat": "slerp", "gripper": "hold", "cam": "hold"}
+
+
+# ------------------------------------------------------------------------------------------------ tests
+
+def test_every_batch_matches_reference(multirate):
+    st, eps = multirate
+    L = robocache.Loader(st, batch_size=7, window=0.5, target_hz=19, streams=STREAMS, methods={"quat": "slerp"},
+                         seed=3)
+    want, T = ref_windows(eps, STREAMS, 0.5, 19)
+    assert L.T == T == 10 and L.num_windows == len(want) and len(L) == -(-len(want) // 7)
+    seen = []
+    for batch in L:
+        assert batch["joint"].shape[1:] == (T, 7) and batch["joint"].dtype == torch.float32
+        assert batch["force"].shape[1:] == (T, 2, 3) and batch["force"].dtype == torch.float64
+        assert batch["gripper"].dtype == torch.int8 and batch["cam"].shape[1:] == (T, 5, 4, 3)
+        check_batch(batch, eps, STREAMS, METHODS, 19, T, decode=datasets.decode_image)
+        seen += list(zip(batch["episode"].tolist(), batch["start_time"].tolist()))
+    assert len(seen) == len(want)
+    np.testing.assert_allclose(sorted(seen), sorted(want), atol=1e-9)
+    # some windows are padded for the late "force" stream, some not
+    assert 0 < sum(not b["masks"]["force"].all() for b in robocache.Loader(st, batch_size=1, window=0.5, target_hz=19,
+                                                                              streams=["force", "joint"], shuffle=False))
+
+
+def test_nanosecond_epoch_timestamps(tmp_path, rng):
+    eps = []
+    for S in [3, 40, 111]:
+        t = 1_700_000_000_123_456_789 + np.cumsum(rng.integers(5_000_000, 15_000_000, S)).astype(np.int64)
+        t2 = t[0] + np.arange(S // 2 + 1, dtype=np.int64) * 20_000_000
+        eps.append({"a": (rng.normal(size=(S, 3)).astype(np.float32), t),
+                    "b": (rng.normal(size=(len(t2), 1)), t2)})
+    st = store.write_store(tmp_path / "st", eps)
+    L = robocache.Loader(st, batch_size=4, window=0.2, target_hz=40, streams=["a", "b"], seed=1)
+    _, T = ref_windows(eps, ["a", "b"], 0.2, 40)
+    n = 0
+    for batch in L:
+        check_batch(batch, eps, ["a", "b"], {}, 40, T, ns=True)
+        n += len(batch["episode"])
+    assert n == L.num_windows
+
+
+def test_stride_and_no_shuffle(multirate):
+    st, eps = multirate
+    L = robocache.Loader(st, batch_size=5, window=0.4, target_hz=10, streams=["joint", "cam"], stride=0.25,
+                         shuffle=False)
+    want, T = ref_windows(eps, ["joint", "cam"], 0.4, 10, stride=0.25)
+    got = [w for b in L for w in zip(b["episode"].tolist(), b["start_time"].tolist())]
+    np.testing.assert_allclose(got, want, atol=1e-9)  # in order, unshuffled
+    for b in L:
+        check_batch(b, eps, ["joint", "cam"], METHODS, 10, T, decode=datasets.decode_image)
+
+
+def test_drop_last(multirate):
+    st, _ = multirate
+    kw = dict(batch_size=6, window=0.5, target_hz=19, streams=["joint"])
+    a, b = robocache.Loader(st, **kw), robocache.Loader(st, drop_last=True, **kw)
+    assert len(a) == -(-a.num_windows // 6) and len(b) == a.num_windows // 6
+    assert all(len(x["episode"]) == 6 for x in b)
+    assert sum(len(x["episode"]) for x in a) == a.num_windows
+
+
+def test_same_seed_same_batches_and_resume(multirate):
+    st, _ = multirate
+    kw = dict(batch_size=4, window=0.5, target_hz=19, streams=["joint", "gripper", "cam"], num_threads=2)
+
+    def run(loader, n=None):
+        out = []
+        for i, b in enumerate(loader):
+            out.append(b)
+            if n is not None and i + 1 == n:
+                break
+        return out
+
+    a = run(robocache.Loader(st, seed=7, **kw))
+    b = run(robocache.Loader(st, seed=7, **kw))
+    c = run(robocache.Loader(st, seed=8, **kw))
+    assert [x["episode"].tolist() for x in a] == [x["episode"].tolist() for x in b]
+    for x, y in zip(a, b):
+        for n in kw["streams"]:
+            assert torch.equal(x[n], y[n])
+    assert [x["start_time"].tolist() for x in a] != [x["start_time"].tolist() for x in c]
+
+    # stop after 3 batches, resume in a new loader: the rest of the epoch, then the next epoch
+    first = robocache.Loader(st, seed=7, **kw)
+    run(first, 3)
+    state = first.state_dict()
+    assert state["epoch"] == 0 and state["batch"] == 3
+    second = robocache.Loader(st, seed=7, **kw)
+    second.load_state_dict(state)
+    rest = run(second)
+    assert len(rest) == len(a) - 3
+    for x, y in zip(a[3:], rest):
+        assert torch.equal(x["start_time"], y["start_time"]) and torch.equal(x["joint"], y["joint"])
+    assert second.state_dict()["epoch"] == 1 and second.state_dict()["batch"] == 0
+    epoch1 = run(second)
+    assert len(epoch1) == len(a)
+    assert [x["start_time"].tolist() for x in epoch1] != [x["start_time"].tolist() for x in a]
+    # early break in the same loader resumes in place, too
+    third = robocache.Loader(st, seed=7, **kw)
+    run(third, 2)
+    assert torch.equal(next(iter(third))["start_time"], a[2]["start_time"])
+    with pytest.raises(ValueError, match="seed=7 but this Loader has 8"):
+        robocache.Loader(st, seed=8, **kw).load_state_dict(state)
+
+
+def test_lerobot_real_matches_reader(tmp_path):
+    src = shared_data("lerobot", "g1_v21")
+    st = store.convert(src, tmp_path / "g1", progress=False)
+    ds = datasets.open(src)
+    names = ["observation.state", "action", "frame_index"]
+    L = robocache.Loader(st, batch_size=16, window=0.5, target_hz=50, streams=names, seed=0)
+    eps = {}
+    for i, batch in enumerate(L):
+        for e in batch["episode"].tolist():
+            if e not in eps:
+                ep = ds[e]
+                eps[e] = {n: (ep[n].numpy(), ep[n].timestamps) for n in names}
+        check_batch(batch, eps, names, {"frame_index": "hold"}, 50, L.T)
+        if i == 4:
+            break
+
+
+def test_rlds_real_images_and_rate(tmp_path):
+    src = shared_data("rlds", "bridge_dataset", "1.0.0")
+    st = store.convert(src, tmp_path / "bridge", progress=False, rate_hz=5.0)
+    ds = datasets.open(src, rate_hz=5.0)
+    names = ["steps/observation/state", "steps/observation/image_0", "steps/is_first"]
+    L = robocache.Loader(st, batch_size=8, window=1.0, target_hz=12, streams=names, seed=2)
+    assert L.num_windows == 50 * (int(np.floor((9 / 5 - 11 / 12) * 12 + 1e-9)) + 1)
+    eps = {e: {n: ((ds[e][n].items() if ds[e][n].kind == "bytes" else ds[e][n].numpy()), ds[e][n].timestamps)
+               for n in names} for e in range(len(ds))}
+    for i, batch in enumerate(L):
+        assert batch["steps/observation/image_0"].shape == (8, 12, 64, 64, 3)
+        check_batch(batch, eps, names, {"steps/observation/image_0": "hold", "steps/is_first": "hold"}, 12, L.T,
+                    decode=datasets.decode_image)
+        if i == 2:
+            break
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+
+def test_bad_input_before_the_first_batch(multirate, tmp_path):
+    st, _ = multirate
+    kw = dict(batch_size=4, window=0.5, target_hz=19, streams=["joint"])
+
+    def bad(match, **over):
+        with pytest.raises(ValueError, match=match):
+            robocache.Loader(st, **dict(kw, **over))
+
+    bad("window=30.0 s .* is longer than every episode .* the longest spans", window=30.0)
+    bad(r"streams: no stream \['jiont'\] in store", streams=["joint", "jiont"])
+    bad("streams is empty", streams=[])
+    bad("target_hz must be a finite number > 0, got 0", target_hz=0)
+    bad("target_hz must be a finite number > 0, got -5", target_hz=-5)
+    bad("target_hz must be a finite number > 0, got nan", target_hz=float("nan"))
+    bad("window must be a finite number of seconds > 0, got 0", window=0)
+    bad("holds no target step", window=0.01)
+    bad("batch_size must be an integer >= 1, got 0", batch_size=0)
+    bad("prefetch must be an integer >= 1", prefetch=0)
+    bad("stride must be", stride=-1.0)
+    bad(r"methods\['joint'\] must be one of", methods={"joint": "cubic"})
+    bad(r"methods names \['x'\]", methods={"x": "hold"})
+    bad("slerp needs 4", methods={"joint": "slerp"})
+    bad("cannot interpolate int8", streams=["gripper"], methods={"gripper": "linear"})
+    bad("cannot interpolate png images", streams=["cam"], methods={"cam": "linear"})
+    bad("device must be 'cpu', 'cuda' or 'cuda:N', got 'tpu'", device="tpu")
+    if not HAS_CUDA:
+        bad("no CUDA GPU is visible", device="cuda")
+
+
+def test_corrupt_store_is_refused(multirate):
+    st, _ = multirate
+    f = st.path + "/" + st.manifest["streams"][0]["dir"] + "/timestamps.npy"
+    with open(f, "r+b") as fh:
+        fh.seek(-3, 2)
+        fh.write(b"\x00\x01\x02")
+    with pytest.raises(ValueError, match="timestamps.npy fails its SHA-256"):
+        robocache.Loader(st.path, batch_size=2, window=0.5, target_hz=19, streams=["joint"])
+
+
+def test_text_stream_is_refused(tmp_path, rng):
+    st = store.write_store(tmp_path / "st", [{"text": ([b"pick", b"place"], np.array([0.0, 1.0]))}],
+                           encodings={"text": "utf-8"})
+    with pytest.raises(ValueError, match="stream 'text' holds utf-8 bytes"):
+        robocache.Loader(st, batch_size=1, window=0.5, target_hz=2, streams="text")
+
+
+def test_error_in_a_worker_is_raised_not_hung(multirate):
+    st, _ = multirate
+    cam = st.streams["cam"]
+    data = np.load(st.path + "/" + st.manifest["streams"][4]["dir"] + "/data.npy", mmap_mode="r+")
+    data[:] = 7  # no image decodes any more
+    data.flush()
+    L = robocache.Loader(st.path, batch_size=3, window=0.5, target_hz=19, streams=["cam"], verify=False)
+    with pytest.raises(OSError, match=r"cam\[\d+\] in store"):
+        next(iter(L))
+    assert cam.kind == "bytes"
+
+
+@requires_cuda
+def test_cuda_matches_cpu(multirate):
+    st, eps = multirate
+    kw = dict(batch_size=5, window=0.5, target_hz=19, streams=STREAMS, methods={"quat": "slerp"}, seed=4)
+    cpu = list(robocache.Loader(st, **kw))
+    gpu = list(robocache.Loader(st, device="cuda", **kw))
+    assert len(cpu) == len(gpu)
+    for a, b in zip(cpu, gpu):
+        for n in STREAMS:
+            assert b[n].device.type == "cuda" and b["masks"][n].device.type == "cuda"
+            torch.testing.assert_close(b[n].cpu(), a[n], rtol=1e-5, atol=1e-5)
+            assert torch.equal(b["masks"][n].cpu(), a["masks"][n])
+        check_batch({k: v for k, v in b.items()}, eps, STREAMS, METHODS, 19, 10, decode=datasets.decode_image)
+
+
+def test_raw_image_store(tmp_path):
+    src = shared_data("rlds", "bridge_dataset", "1.0.0")
+    st = store.convert(src, tmp_path / "raw", progress=False, images="raw", rate_hz=5.0)
+    ds = datasets.open(src, rate_hz=5.0)
+    names = ["steps/observation/image_2", "steps/action"]
+    L = robocache.Loader(st, batch_size=6, window=0.6, target_hz=7, streams=names, seed=5)
+    for i, batch in enumerate(L):
+        eps = {e: {n: (ds[e][n].decode() if ds[e][n].kind == "bytes" else ds[e][n].numpy(), ds[e][n].timestamps)
+                   for n in names} for e in batch["episode"].tolist()}
+        assert batch[names[0]].dtype == torch.uint8 and batch[names[0]].shape == (6, 4, 64, 64, 3)
+        check_batch(batch, eps, names, {names[0]: "hold"}, 7, L.T)
+        if i == 2:
+            break
+
+
+def test_short_episodes_are_skipped_and_counted(tmp_path, rng):
+    eps = [{"a": (rng.normal(size=(S, 2)), np.arange(S) / 10.0)} for S in (3, 30, 8, 12)]
+    st = store.write_store(tmp_path / "st", eps)
+    L = robocache.Loader(st, batch_size=4, window=1.0, target_hz=10, streams="a", shuffle=False)
+    assert L.episodes_skipped == 2  # 3 and 8 samples span 0.2 s and 0.7 s < 0.9 s
+    assert sorted(set(L.windows(0)[0][:, 0].tolist())) == [1]
+    assert L.num_windows == (30 - 10 + 1) + (12 - 10 + 1)
+
+
+def test_prefetch_bounds_the_batches_built_ahead(multirate, monkeypatch):
+    import threading
+    import time
+
+    st, _ = multirate
+    L = robocache.Loader(st, batch_size=2, window=0.5, target_hz=19, streams=["joint"], prefetch=1, num_threads=2)
+    assert len(L) > 8
+    built = []
+    real = L._build
+    lock = threading.Lock()
+
+    def counting(*a):
+        with lock:
+            built.append(1)
+        return real(*a)
+
+    monkeypatch.setattr(L, "_build", counting)
+    it = iter(L)
+    next(it)
+    time.sleep(0.3)  # give the workers every chance to run ahead
+    assert len(built) <= 1 + 2  # the consumed batch, plus prefetch * num_threads
+    it.close()
+
+
+def test_windows_padded_past_the_episode_end(multirate):
+    st, eps = multirate
+    L = robocache.Loader(st, batch_size=8, window=0.7, target_hz=13, streams=["joint", "gripper", "cam"],
+                         edges="pad", seed=9)
+    want, T = ref_windows(eps, ["joint", "gripper", "cam"], 0.7, 13, pad=True)
+    assert L.num_windows == len(want)
+    got, padded = [], 0
+    for batch in L:
+        check_batch(batch, eps, ["joint", "gripper", "cam"], METHODS, 13, T, decode=datasets.decode_image)
+        got += list(zip(batch["episode"].tolist(), batch["start_time"].tolist()))
+        padded += int((~batch["masks"]["joint"][:, -1]).sum())
+    np.testing.assert_allclose(sorted(got), sorted(want), atol=1e-9)
+    assert padded > 0
+    # a window longer than every episode is fine when padding, an error otherwise
+    assert robocache.Loader(st, batch_size=2, window=30.0, target_hz=2, streams=["joint"], edges="pad").num_windows > 0
+    with pytest.raises(ValueError, match="edges must be 'inside' or 'pad', got 'wrap'"):
+        robocache.Loader(st, batch_size=2, window=1.0, target_hz=2, streams=["joint"], edges="wrap")
+
+
+def test_bad_timestamps_in_the_store(tmp_path, rng):
+    t = np.arange(20) / 10.0
+    eps = [{"a": (rng.normal(size=(20, 2)), t)}, {"a": (rng.normal(size=(20, 2)), t.copy())}]
+    eps[1]["a"][1][7] = 0.1  # earlier than sample 6
+    st = store.write_store(tmp_path / "st", eps)
+    with pytest.raises(ValueError, match="stream 'a' has decreasing timestamps in episode 1: sample 7 is at 0.1"):
+        robocache.Loader(st, batch_size=2, window=0.5, target_hz=10, streams="a")
+    eps[1]["a"][1][7] = np.nan
+    st = store.write_store(tmp_path / "st", eps)
+    with pytest.raises(ValueError, match="stream 'a' has a NaN timestamp in episode 1 \\(sample 7\\)"):
+        robocache.Loader(st, batch_size=2, window=0.5, target_hz=10, streams="a")
+    eps[1]["a"][1][7] = 0.7  # fixed; episode 1 starting before episode 0 ends is fine
+    robocache.Loader(store.write_store(tmp_path / "st", eps), batch_size=2, window=0.5, target_hz=10, streams="a")
+
+
+def test_batches_do_not_depend_on_threads_or_prefetch(multirate):
+    st, _ = multirate
+    kw = dict(batch_size=3, window=0.5, target_hz=19, streams=["joint", "cam"], seed=11)
+    a = list(robocache.Loader(st, num_threads=1, prefetch=1, **kw))
+    b = list(robocache.Loader(st, num_threads=3, prefetch=4, **kw))
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        assert torch.equal(x["start_time"], y["start_time"]) and torch.equal(x["joint"], y["joint"])
+        assert torch.equal(x["cam"], y["cam"])
