@@ -29,7 +29,7 @@ import torch
 import robocache
 from robocache import datasets, store
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(os.environ.get("ROBOCACHE_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 
 
 class NumpyWindows(torch.utils.data.Dataset):
