@@ -3,6 +3,7 @@
 
 #include <cstdint>
 
+#include "ops/common/hd.h"
 #include "robocache/voxelize.h"
 
 namespace robocache::ops {
@@ -76,6 +77,17 @@ struct HardVoxelArgs {
   int32_t* num_points = nullptr;  // [max_voxels]
   int64_t n_s = 0;
 };
+
+// Hard-voxelization output row m: the voxel's grid coordinates, (z, y, x) or (x, y, z), and its point
+// count. The CPU and CUDA backends both write rows through this.
+RC_HD void write_hard_voxel_row(const HardVoxelArgs& a, int64_t m, int64_t key, int64_t n) {
+  const int64_t z = key % a.dims[2], y = (key / a.dims[2]) % a.dims[1], x = key / (a.dims[2] * a.dims[1]);
+  int32_t* co = a.coords + m * a.c_sm;
+  co[0] = static_cast<int32_t>(a.coords_xyz ? x : z);
+  co[a.c_sd] = static_cast<int32_t>(y);
+  co[2 * a.c_sd] = static_cast<int32_t>(a.coords_xyz ? z : x);
+  a.num_points[m * a.n_s] = static_cast<int32_t>(n);
+}
 
 Status voxelize_dense_cpu(const DenseVoxelArgs& args);
 Status voxel_downsample_cpu(const DownsampleArgs& args, int64_t* num_voxels);

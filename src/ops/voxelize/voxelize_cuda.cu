@@ -498,13 +498,7 @@ __global__ void hard_fill_kernel(const HardVoxelArgs a, const uint64_t* __restri
     for (int64_t c = 0; c < a.C; ++c) dst[c] = PT(0);
   }
   if (j == 0) {
-    const int64_t key = static_cast<int64_t>(unique[r]);
-    const int64_t z = key % a.dims[2], y = (key / a.dims[2]) % a.dims[1], x = key / (a.dims[2] * a.dims[1]);
-    int32_t* co = a.coords + m * a.c_sm;
-    co[0] = static_cast<int32_t>(a.coords_xyz ? x : z);
-    co[a.c_sd] = static_cast<int32_t>(y);
-    co[2 * a.c_sd] = static_cast<int32_t>(a.coords_xyz ? z : x);
-    a.num_points[m * a.n_s] = static_cast<int32_t>(n);
+    write_hard_voxel_row(a, m, static_cast<int64_t>(unique[r]), n);
   }
 }
 
