@@ -55,15 +55,40 @@ class Loader:
 
     ``shuffle`` orders windows by a permutation that depends only on ``seed`` and the epoch, so the same
     seed gives the same batches; ``state_dict()`` / ``load_state_dict()`` resume mid-epoch. ``len()`` is the
-    number of batches per epoch. ``num_threads`` threads (default: all cores, at most 8) build batches
-    ahead, at most ``prefetch`` per thread.
+    number of batches per epoch (of this rank). ``num_threads`` threads (default: all cores, at most 8)
+    build batches ahead, at most ``prefetch`` per thread.
+
+    Distributed training: ``rank`` and ``world_size`` (both or neither; when neither is given they come from
+    ``torch.distributed`` if it is initialized, else rank 0 of 1) split every epoch between the ranks. Every
+    rank computes the same global order of the ``num_windows`` windows for ``(seed, epoch)`` (the permutation
+    above, or the stored order with ``shuffle=False``) and takes the positions ``rank, rank + world_size,
+    rank + 2 * world_size, ...`` of it (a strided split, as ``torch.utils.data.DistributedSampler``), so
+    the ranks' shares are disjoint and together the whole epoch. Every rank gets the same number of windows,
+    ``windows_per_rank``, hence the same ``len()`` (DDP needs equal batch counts):
+
+    * ``drop_last=False``: ``ceil(num_windows / world_size)``. The global order is padded to
+      ``world_size * windows_per_rank`` by repeating its first windows, so up to ``world_size - 1`` windows
+      (the first ones of the epoch's order) are seen twice per epoch across ranks; every other window
+      exactly once. A rank's last batch may be short, as in one process.
+    * ``drop_last=True``: ``num_windows // world_size``; the last ``num_windows % world_size`` windows of
+      the epoch's order are dropped (a different few every epoch when shuffling), and then each rank drops
+      its own incomplete last batch. Every window is seen at most once.
+
+    With ``world_size=1`` this is exactly the single-process loader. ``state_dict()`` records ``rank`` and
+    ``world_size``; loading it into a loader of another rank or world size is an error.
+
+    ``device="cuda"`` without an index means ``cuda:{torch.cuda.current_device()}`` at construction: under
+    ``torchrun``, call ``torch.cuda.set_device(local_rank)`` before making the loader and each rank's
+    pipeline (its pinned copies, its streams and the resampling) runs on its own GPU. An explicit
+    ``"cuda:N"`` is used as given.
     """
 
     def __init__(self, store: Union[str, os.PathLike, Store], *, batch_size: int, window: float, target_hz: float,
                  streams: Union[str, Sequence[str]], device: str = "cpu", shuffle: bool = True, seed: int = 0,
                  drop_last: bool = False, prefetch: int = 2, num_threads: Optional[int] = None,
                  methods: Optional[Dict[str, str]] = None, quat_channels: Optional[Dict[str, int]] = None,
-                 stride: Optional[float] = None, edges: str = "inside", verify: bool = True):
+                 stride: Optional[float] = None, edges: str = "inside", verify: bool = True,
+                 rank: Optional[int] = None, world_size: Optional[int] = None):
         self.store = store if isinstance(store, Store) else open_store(store, verify=verify)
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
@@ -89,9 +114,15 @@ class Loader:
         self.shuffle, self.seed, self.drop_last = bool(shuffle), int(seed), bool(drop_last)
         self.prefetch = int(prefetch)
         self.num_threads = int(num_threads) if num_threads else min(os.cpu_count() or 1, 8)
+        self.rank, self.world_size = _rank_and_world_size(rank, world_size)
         self.device = self._check_device(device)
         self._plans = self._make_plans(streams, methods or {}, quat_channels or {})
         self._make_windows()
+        n, w = self.num_windows, self.world_size
+        self.windows_per_rank = n // w if self.drop_last else -(-n // w)
+        if self.windows_per_rank == 0:
+            raise ValueError(f"drop_last=True with world_size={w} leaves no window for any rank: the store gives "
+                             f"only {n} windows")
         self._epoch, self._batch = 0, 0
 
     # ------------------------------------------------------------------------------------------ checks
@@ -110,7 +141,14 @@ class Loader:
             if not _C.build_info().get("cuda", False):
                 raise ValueError(f"device={device!r}: this RoboCache build has no CUDA backend "
                                  "(see robocache.build_info())")
-            return device
+            if device == "cuda":  # the caller's current GPU (torchrun: torch.cuda.set_device(local_rank))
+                return f"cuda:{torch.cuda.current_device()}"
+            index = device[len("cuda:"):]
+            if not index.isdigit():
+                raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+            if int(index) >= torch.cuda.device_count():
+                raise ValueError(f"device={device!r}: PyTorch sees {torch.cuda.device_count()} CUDA GPU(s)")
+            return f"cuda:{int(index)}"
         raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
 
     def _make_plans(self, streams, methods, quat_channels) -> List[_Plan]:
@@ -199,16 +237,28 @@ class Loader:
 
     # ------------------------------------------------------------------------------------------ epochs
     def __len__(self) -> int:
-        n, b = self.num_windows, self.batch_size
+        n, b = self.windows_per_rank, self.batch_size
         return n // b if self.drop_last else -(-n // b)
 
-    def _order(self, epoch: int) -> np.ndarray:
+    def _global_order(self, epoch: int) -> np.ndarray:
+        """The epoch's order of all windows, the same on every rank."""
         if not self.shuffle:
             return np.arange(self.num_windows)
         return np.random.default_rng([self.seed, epoch]).permutation(self.num_windows)
 
+    def _order(self, epoch: int) -> np.ndarray:
+        """This rank's windows of the epoch, in order (see the class docstring for padding and drop_last)."""
+        order = self._global_order(epoch)
+        if self.world_size == 1:
+            return order
+        total = self.windows_per_rank * self.world_size
+        # drop_last: the first `total` of the order; else the order, then its first windows again (np.resize
+        # repeats cyclically, for the odd store with fewer windows than ranks)
+        order = order[:total] if self.drop_last else np.resize(order, total)
+        return order[self.rank::self.world_size]
+
     def windows(self, epoch: int = 0) -> List[np.ndarray]:
-        """The windows of each batch of ``epoch``: arrays of ``(episode, start_time)`` rows."""
+        """This rank's windows of each batch of ``epoch``: arrays of ``(episode, start_time)`` rows."""
         order = self._order(epoch)
         out = []
         for i in range(len(self)):
@@ -219,9 +269,15 @@ class Loader:
     def state_dict(self) -> dict:
         """Where iteration stands: the epoch and the batches of it already yielded."""
         return {"seed": self.seed, "epoch": self._epoch, "batch": self._batch, "num_windows": self.num_windows,
-                "batch_size": self.batch_size}
+                "batch_size": self.batch_size, "rank": self.rank, "world_size": self.world_size}
 
     def load_state_dict(self, state: dict) -> None:
+        # a state saved before sharding existed is a single process's: rank 0 of 1
+        have = (int(state.get("rank", 0)), int(state.get("world_size", 1)))
+        if have != (self.rank, self.world_size):
+            raise ValueError(f"state_dict is for rank {have[0]} of world_size {have[1]} but this Loader is rank "
+                             f"{self.rank} of world_size {self.world_size}: load each rank's own state, with the "
+                             "same number of ranks")
         for key in ("seed", "num_windows", "batch_size"):
             if state.get(key) != getattr(self, key):
                 raise ValueError(f"state_dict has {key}={state.get(key)!r} but this Loader has "
@@ -325,7 +381,9 @@ class Loader:
 
         dev = torch.device(self.device)
         stream = torch.cuda.Stream(device=dev)
-        with torch.cuda.stream(stream):
+        # the worker thread's current device is GPU 0 until set: make it this loader's GPU, so pinning, the
+        # copies and the native ops touch no other GPU
+        with torch.cuda.device(dev), torch.cuda.stream(stream):
             def up(a):
                 return torch.from_numpy(np.ascontiguousarray(a)).pin_memory().to(dev, non_blocking=True)
 
@@ -389,7 +447,30 @@ class Loader:
     def __repr__(self) -> str:
         return (f"Loader({self.store.path!r}, streams={[p.name for p in self._plans]}, batch_size={self.batch_size}, "
                 f"window={self.window} s, target_hz={self.target_hz:g}, {len(self)} batches of {self.num_windows} "
-                f"windows, {self.episodes_skipped} episodes too short, device={self.device!r})")
+                f"windows, {self.episodes_skipped} episodes too short, device={self.device!r}"
+                + (f", rank {self.rank} of {self.world_size}" if self.world_size > 1 else "") + ")")
+
+
+def _rank_and_world_size(rank, world_size):
+    """(rank, world_size): as given (both or neither), else from an initialized torch.distributed, else (0, 1)."""
+    if rank is None and world_size is None:
+        try:
+            import torch.distributed as dist
+        except ImportError:
+            return 0, 1
+        if dist.is_available() and dist.is_initialized():
+            return int(dist.get_rank()), int(dist.get_world_size())
+        return 0, 1
+    if rank is None or world_size is None:
+        raise ValueError(f"give both rank and world_size or neither, got rank={rank!r}, world_size={world_size!r}")
+    for name, v in (("rank", rank), ("world_size", world_size)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise ValueError(f"{name} must be an integer, got {v!r}")
+    if world_size < 1:
+        raise ValueError(f"world_size must be >= 1, got world_size={world_size}")
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank must be in [0, world_size), got rank={rank}, world_size={world_size}")
+    return int(rank), int(world_size)
 
 
 def _check_timestamps(s, path: str) -> None:
