@@ -20,7 +20,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from . import demo
 
-    return demo.run(device=args.device, episodes=args.episodes, seed=args.seed)
+    return demo.run(device=args.device, episodes=args.episodes, seed=args.seed, steps=args.steps, data=args.data)
 
 
 def _cmd_convert(args: argparse.Namespace) -> int:
@@ -67,10 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     p_insp.add_argument("store")
     p_insp.add_argument("--verify", action="store_true", help="also check every file's SHA-256")
     p_insp.set_defaults(func=_cmd_inspect)
-    p_demo = sub.add_parser("demo", help="align a built-in multi-rate robot recording and time it")
+    p_demo = sub.add_parser("demo", help="align a built-in multi-rate recording, then train a small policy with the loader")
     p_demo.add_argument("--device", default=None, help="'cpu' or 'cuda' (default: cuda if a GPU is visible)")
     p_demo.add_argument("--episodes", type=int, default=256, help="episodes in the sample batch (default 256)")
     p_demo.add_argument("--seed", type=int, default=0)
+    p_demo.add_argument("--steps", type=int, default=200, help="training steps with the loader (0: skip training)")
+    p_demo.add_argument("--data", default=None,
+                        help="train on this dataset (RLDS, LeRobot, RoboMimic/robosuite, CALVIN) instead of the sample")
     p_demo.set_defaults(func=_cmd_demo)
     args = parser.parse_args(argv)
     try:
