@@ -162,25 +162,33 @@ def test_bad_arguments(tmp_path, hdf5_dataset):
         store.convert(hdf5_dataset, tmp_path / "st2", progress=False, rate_hz=0.0)
 
 
-def test_interrupted_conversion_resumes_and_never_looks_complete(tmp_path, hdf5_dataset, monkeypatch):
-    dst = tmp_path / "st"
-    real = store._episode_arrays
+_REAL_EPISODE_ARRAYS = store._episode_arrays
+
+
+def _interrupt_at_episode(monkeypatch, index):
+    """Makes conversion raise KeyboardInterrupt when it reaches episode `index` (None: never); returns the
+    list of episodes it was asked for, in order."""
     calls = []
 
     def failing(ep, schema):
         calls.append(ep.index)
-        if ep.index == 2:
+        if ep.index == index:
             raise KeyboardInterrupt("simulated interruption")
-        return real(ep, schema)
+        return _REAL_EPISODE_ARRAYS(ep, schema)
 
     monkeypatch.setattr(store, "_episode_arrays", failing)
+    return calls
+
+
+def test_interrupted_conversion_resumes_and_never_looks_complete(tmp_path, hdf5_dataset, monkeypatch):
+    dst = tmp_path / "st"
+    calls = _interrupt_at_episode(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         store.convert(hdf5_dataset, dst, progress=False, num_threads=1)
     assert not dst.exists()
     with pytest.raises(store.StoreError, match="unfinished conversion"):
         store.open_store(dst)
-    calls.clear()
-    monkeypatch.setattr(store, "_episode_arrays", lambda ep, schema: (calls.append(ep.index), real(ep, schema))[1])
+    calls = _interrupt_at_episode(monkeypatch, None)
     st = store.convert(hdf5_dataset, dst, progress=False, num_threads=1)
     assert calls == [2]  # episodes 0 and 1 came from the chunks written before the interruption
     assert_store_matches(st, datasets.open(hdf5_dataset))
@@ -275,16 +283,7 @@ def test_convert_calvin_generated(tmp_path):
 
 def test_resume_starts_over_when_the_source_changed(tmp_path, hdf5_dataset, monkeypatch):
     dst = tmp_path / "st"
-    real = store._episode_arrays
-    calls = []
-
-    def failing(ep, schema):
-        calls.append(ep.index)
-        if ep.index == 2:
-            raise KeyboardInterrupt("simulated interruption")
-        return real(ep, schema)
-
-    monkeypatch.setattr(store, "_episode_arrays", failing)
+    calls = _interrupt_at_episode(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt) as info:
         store.convert(hdf5_dataset, dst, progress=False, num_threads=1)
     del info  # the traceback holds the reader, which holds the HDF5 file (and its lock) open
@@ -292,8 +291,7 @@ def test_resume_starts_over_when_the_source_changed(tmp_path, hdf5_dataset, monk
     with h5py.File(hdf5_dataset, "r+") as f:  # the source changes before the conversion is resumed
         f["data/demo_0/actions"][0, 0] = 123.0
     os.utime(hdf5_dataset, ns=(1, 1))
-    calls.clear()
-    monkeypatch.setattr(store, "_episode_arrays", lambda ep, schema: (calls.append(ep.index), real(ep, schema))[1])
+    calls = _interrupt_at_episode(monkeypatch, None)
     st = store.convert(hdf5_dataset, dst, progress=False, num_threads=1)
     assert calls == [0, 1, 2]
     assert st.streams["actions"].episode_data(0)[0, 0] == 123.0
