@@ -15,16 +15,17 @@ def test_cupy_arrays_on_the_current_cupy_stream():
     src_t = np.cumsum(rng.uniform(0.01, 0.05, (B, S)), 1)
     tgt_t = np.sort(rng.uniform(0, src_t[:, -1:].min(), (B, T)), 1)
     data = rng.normal(size=(B, S, D)).astype(np.float32)
-    want = rc.resample_trajectories(data, src_t, tgt_t, method="linear")
+    want, want_mask = rc.resample_trajectories(data, src_t, tgt_t, method="linear", return_mask=True)
     stream = cupy.cuda.Stream(non_blocking=True)
     with stream:
         d, s, t = cupy.asarray(data), cupy.asarray(src_t), cupy.asarray(tgt_t)
         out, mask = rc.resample_trajectories(d, s, t, return_mask=True)
         assert isinstance(out, cupy.ndarray) and out.dtype == cupy.float32 and out.device.id == 0
         got = cupy.asnumpy(out, stream=stream)
+        got_mask = cupy.asnumpy(mask, stream=stream)
     stream.synchronize()
     np.testing.assert_array_equal(got, want)
-    assert bool(mask.all())
+    np.testing.assert_array_equal(got_mask, want_mask)
     fused = rc.fuse_multimodal({"a": (d, s), "b": (d[:, :, :3], s)}, t)
     assert isinstance(fused, cupy.ndarray) and fused.shape == (B, T, D + 3)
 
