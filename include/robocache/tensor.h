@@ -47,7 +47,8 @@ struct TensorView {
   }
 };
 
-// Builds a view; empty `strides` means C-contiguous.
+// Builds a view; empty `strides` means C-contiguous. Throws std::invalid_argument when `strides` is not
+// empty and does not have one entry per dimension, or for more than kMaxDims dimensions.
 TensorView make_view(void* data, DType dtype, Device device, std::initializer_list<int64_t> shape,
                      std::initializer_list<int64_t> strides = {});
 

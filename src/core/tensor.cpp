@@ -1,3 +1,5 @@
+#include <stdexcept>
+
 #include "robocache/status.h"
 #include "robocache/tensor.h"
 
@@ -56,6 +58,14 @@ TensorView make_view(void* data, DType dtype, Device device, std::initializer_li
   v.ndim = static_cast<int>(shape.size());
   int i = 0;
   for (int64_t s : shape) v.shape[i++] = s;
+  if (strides.size() != 0 && strides.size() != shape.size()) {
+    // A programming error in the caller, not bad data: no Status to return from a view constructor.
+    throw std::invalid_argument(detail::concat("make_view: ", strides.size(), " strides for ", shape.size(),
+                                               " dimensions"));
+  }
+  if (shape.size() > static_cast<size_t>(kMaxDims)) {
+    throw std::invalid_argument(detail::concat("make_view: ", shape.size(), " dimensions, at most ", kMaxDims));
+  }
   if (strides.size() == shape.size()) {
     i = 0;
     for (int64_t s : strides) v.strides[i++] = s;

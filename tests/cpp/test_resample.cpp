@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <limits>
 #include <random>
+#include <stdexcept>
 #include <vector>
 
 #include "robocache/robocache.h"
@@ -192,6 +193,14 @@ TEST(Resample, BadInputNamesTheArgument) {
   rc::InterpMethod m;
   s = rc::parse_method("cubic", &m);
   EXPECT_NE(s.message().find("'slerp', got 'cubic'"), std::string::npos) << s.message();
+}
+
+TEST(TensorView, MakeViewRejectsMismatchedStrides) {
+  float x[6];
+  EXPECT_THROW(rc::make_view(x, rc::DType::Float32, {}, {2, 3}, {3}), std::invalid_argument);
+  const auto v = rc::make_view(x, rc::DType::Float32, {}, {2, 3});
+  EXPECT_EQ(v.strides[0], 3);
+  EXPECT_EQ(v.strides[1], 1);
 }
 
 TEST(ThreadPool, SetNumThreadsIsReported) {
