@@ -100,7 +100,11 @@ class Dataset {
   virtual std::string format() const = 0;  // "rlds", "calvin", "robomimic", ...
   virtual std::string path() const = 0;
   virtual int64_t num_episodes() const = 0;
-  virtual Status read_episode(int64_t index, Episode* out) const = 0;
+  // Checks `index` against num_episodes(), then reads the episode through the format's reader.
+  Status read_episode(int64_t index, Episode* out) const;
+
+ protected:
+  virtual Status read_episode_at(int64_t index, Episode* out) const = 0;  // index already checked
 };
 
 // Recognises the format of `path` (a directory or a file) and opens it. A format whose reader was not

@@ -79,9 +79,7 @@ class CalvinDataset final : public Dataset {
   std::string path() const override { return dir_.string(); }
   int64_t num_episodes() const override { return static_cast<int64_t>(ranges_.size()); }
 
-  Status read_episode(int64_t index, Episode* out) const override {
-    if (index < 0 || index >= num_episodes())
-      return invalid_argument("episode index ", index, " is out of range for ", num_episodes(), " episodes in ", dir_.string());
+  Status read_episode_at(int64_t index, Episode* out) const override {
     const int64_t first = ranges_[index].first, last = ranges_[index].second;
     const int64_t S = last - first + 1;
     std::vector<Member> head;

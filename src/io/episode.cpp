@@ -59,4 +59,11 @@ void set_step_timestamps(EpisodeStream* stream, double rate_hz) {
   stream->rate_hz = rate_hz > 0 ? rate_hz : 0.0;
 }
 
+Status Dataset::read_episode(int64_t index, Episode* out) const {
+  if (index < 0 || index >= num_episodes()) {
+    return invalid_argument("episode index ", index, " is out of range for ", num_episodes(), " episodes in ", path());
+  }
+  return read_episode_at(index, out);
+}
+
 }  // namespace robocache

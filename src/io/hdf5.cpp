@@ -168,9 +168,7 @@ class RobomimicDataset final : public Dataset {
   std::string path() const override { return path_; }
   int64_t num_episodes() const override { return static_cast<int64_t>(demos_.size()); }
 
-  Status read_episode(int64_t index, Episode* out) const override {
-    if (index < 0 || index >= num_episodes())
-      return invalid_argument("episode index ", index, " is out of range for ", num_episodes(), " episodes in ", path_);
+  Status read_episode_at(int64_t index, Episode* out) const override {
     std::lock_guard<std::recursive_mutex> lock(hdf5_lock());
     const std::string key = "data/" + demos_[index];
     Handle g(H5Gopen2(file_, key.c_str(), H5P_DEFAULT), H5Gclose);

@@ -169,9 +169,7 @@ class LeRobotDataset final : public Dataset {
   std::string path() const override { return dir_.string(); }
   int64_t num_episodes() const override { return static_cast<int64_t>(episodes_.size()); }
 
-  Status read_episode(int64_t index, Episode* out) const override {
-    if (index < 0 || index >= num_episodes())
-      return invalid_argument("episode index ", index, " is out of range for ", num_episodes(), " episodes in ", dir_.string());
+  Status read_episode_at(int64_t index, Episode* out) const override {
     const EpisodeEntry& e = episodes_[index];
     const int64_t chunk = e.index / chunks_size_;
     const std::string file = (dir_ / format_path(data_path_, chunk, e.index, "")).string();

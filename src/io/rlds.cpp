@@ -174,7 +174,7 @@ class RldsDataset final : public Dataset {
   std::string format() const override { return "rlds"; }
   std::string path() const override { return dir_; }
   int64_t num_episodes() const override { return static_cast<int64_t>(episodes_.size()); }
-  Status read_episode(int64_t index, Episode* out) const override;
+  Status read_episode_at(int64_t index, Episode* out) const override;
 
   std::string dir_;
   DatasetOptions options_;
@@ -385,9 +385,7 @@ Status decode_example(const std::vector<FeatureSpec>& features_, double rate_hz,
   return Status::ok();
 }
 
-Status RldsDataset::read_episode(int64_t index, Episode* out) const {
-  if (index < 0 || index >= num_episodes())
-    return invalid_argument("episode index ", index, " is out of range for ", num_episodes(), " episodes in ", dir_);
+Status RldsDataset::read_episode_at(int64_t index, Episode* out) const {
   const EpisodeRef& ref = episodes_[index];
   const std::string& file = shards_[ref.shard];
   std::string record;
