@@ -59,7 +59,47 @@ const char* time_source_name(TimeSource s) {
 }  // namespace
 
 void bind_datasets(nb::module_& m) {
+  nb::class_<EpisodeVideo>(m, "_Video")
+      .def_ro("name", &EpisodeVideo::name)
+      .def_ro("path", &EpisodeVideo::path)
+      .def_ro("from_timestamp", &EpisodeVideo::from_timestamp)
+      .def_ro("to_timestamp", &EpisodeVideo::to_timestamp)
+      .def_ro("fps", &EpisodeVideo::fps)
+      .def_ro("episode_index", &EpisodeVideo::episode_index)
+      .def_ro("codec", &EpisodeVideo::codec)
+      .def_ro("exists", &EpisodeVideo::exists)
+      .def("timestamps", [](const EpisodeVideo& v) {
+        robocache::Array out;
+        Status s;
+        {
+          nb::gil_scoped_release release;
+          s = video_frame_timestamps(v, &out);
+        }
+        check(s);
+        return to_numpy(out);
+      })
+      .def("frames", [](const EpisodeVideo& v, nb::ndarray<const double, nb::ndim<1>, nb::c_contig, nb::device::cpu> t,
+                        double tolerance_s) {
+        robocache::Array out;
+        Status s;
+        {
+          nb::gil_scoped_release release;
+          s = decode_video_frames(v, t.data(), static_cast<int64_t>(t.shape(0)), tolerance_s, &out);
+        }
+        check(s);
+        return to_numpy(out);
+      }, nb::arg("t"), nb::arg("tolerance_s"));
+
+  m.def("video_decoder_counters", &video_decoder_counters);
+
+  m.def("open_video", [](const std::string& path, const std::string& name) {
+    EpisodeVideo v;
+    check(open_video(path, name, &v));
+    return v;
+  }, nb::arg("path"), nb::arg("name"));
+
   nb::class_<Episode>(m, "_Episode")
+      .def("videos", [](const Episode& ep) { return ep.videos; })
       .def_ro("index", &Episode::index)
       .def("names", [](const Episode& ep) {
         std::vector<std::string> names;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
@@ -76,12 +77,30 @@ struct EpisodeMetadata {
   std::map<std::string, std::string> extra;
 };
 
+// A camera of an episode recorded as a video file (LeRobot's mp4s). The frames stay in the file until they
+// are asked for (video_frame_timestamps / decode_video_frames, FFmpeg); the reader only says where they are.
+// LeRobot v2.x keeps one file per episode (from_timestamp 0, to_timestamp infinity); v3.0 puts many
+// episodes back to back in one file, and the episode's frames are those with presentation time in
+// [from_timestamp, to_timestamp). Episode time t is file time from_timestamp + t.
+struct EpisodeVideo {
+  std::string name;           // the feature key: "observation.images.cam_high"
+  std::string path;           // the video file
+  double from_timestamp = 0.0;
+  double to_timestamp = std::numeric_limits<double>::infinity();
+  double fps = 0.0;           // the metadata's frame rate, 0 when unknown
+  int64_t episode_index = -1; // the dataset's episode index, for error messages
+  std::string codec;          // the metadata's codec ("av1", "h264"), informative; "" when unknown
+  bool exists = false;        // whether the file was on disk when the episode was read
+};
+
 struct Episode {
   int64_t index = 0;  // position in the dataset
   std::vector<EpisodeStream> streams;
+  std::vector<EpisodeVideo> videos;  // cameras kept as video files, decoded on request
   EpisodeMetadata metadata;
 
-  const EpisodeStream* find(const std::string& name) const;  // nullptr when absent
+  const EpisodeStream* find(const std::string& name) const;      // nullptr when absent
+  const EpisodeVideo* find_video(const std::string& name) const;  // nullptr when absent
 };
 
 // Timestamps step_index / rate_hz (float64 seconds), or the step indices when rate_hz is 0.
@@ -113,6 +132,28 @@ Status open_dataset(const std::string& path, const DatasetOptions& options, std:
 
 // Readers compiled into this build: {"rlds": true, "calvin": true, "robomimic": false, ...}.
 std::map<std::string, bool> dataset_readers();
+
+// ---- video (FFmpeg; CMake option ROBOCACHE_WITH_VIDEO; without it these return an error that says so) ----
+
+// Presentation times of the episode's frames, in episode seconds (pts - from_timestamp), ascending,
+// float64 [F]. Only the episode's part of the file is read (its packets, not decoded). A missing file is
+// an error naming the video's key and the path; a corrupt one names the file.
+Status video_frame_timestamps(const EpisodeVideo& video, Array* out);
+
+// The frames at episode times t[0..n) (any order, repeats allowed): for each, the frame whose presentation
+// time is nearest, which must lie within tolerance_s (else an error naming the time, the nearest frame and
+// the file), as uint8 RGB [n, H, W, 3]. Decoding seeks to the keyframe before each needed frame unless the
+// decoder is already on its way there; it never decodes from the start of the file for every request.
+// Several threads may decode at once (open decoders are pooled per file).
+Status decode_video_frames(const EpisodeVideo& video, const double* t, int64_t n, double tolerance_s, Array* out);
+
+// Process-wide counts since start: decoders opened, seeks, packets fed to decoders, frames decoded (for
+// tests and benchmarks: how much work the requests cost). Empty without video decoding.
+std::map<std::string, int64_t> video_decoder_counters();
+
+// Describes a stand-alone video file as a one-episode video (from_timestamp 0, to the end), checking that
+// it exists; `name` is used in errors.
+Status open_video(const std::string& path, const std::string& name, EpisodeVideo* out);
 
 // Decodes one encoded image (JPEG or PNG, found from its first bytes) into uint8 [H, W, C].
 // `what` names the item in errors ("steps/observation/image_0[3] in <file>").

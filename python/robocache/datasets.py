@@ -1,10 +1,12 @@
-"""Native dataset readers: RLDS / Open X-Embodiment (TFDS TFRecord), CALVIN, RoboMimic / robosuite HDF5.
+"""Native dataset readers: RLDS / Open X-Embodiment (TFDS TFRecord), CALVIN, RoboMimic / robosuite HDF5,
+LeRobot v2.x and v3.0.
 
 ``robocache.datasets.open(path)`` recognises the format and returns a :class:`Dataset`: ``len(ds)``,
 ``ds[i]`` (random access) and ``for episode in ds``. An :class:`Episode` is a set of named streams, each an
 array ``[S, ...]`` with its own timestamps; ``stream.numpy()`` shares the reader's buffer (no copy) and
 ``stream.torch()`` wraps that with ``torch.from_numpy`` (no copy either). Encoded images stay bytes until
-``stream.decode()``.
+``stream.decode()``. Cameras recorded as video files (LeRobot) are ``episode.videos[name]``, a
+:class:`Video` whose frames are decoded (FFmpeg) only at the times asked for.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ import numpy as np
 
 from . import _C
 
-__all__ = ["open", "Dataset", "Episode", "Stream", "decode_image", "readers"]
+__all__ = ["open", "open_video", "Dataset", "Episode", "Stream", "Video", "decode_image", "readers"]
 
 
 def readers() -> Dict[str, bool]:
-    """Which readers this build has: ``{"rlds": True, "calvin": True, "robomimic": True, "image_decode": True}``."""
+    """Which readers this build has: ``{"rlds": True, "calvin": True, "robomimic": True, "lerobot": True,
+    "image_decode": True, "video_decode": True}``."""
     return dict(_C.dataset_readers())
 
 
@@ -96,15 +99,74 @@ class Stream:
         return f"Stream({self.name!r}, {self._length} samples, {what})"
 
 
+class Video:
+    """A camera kept as a video file (LeRobot's mp4s). Frames are decoded only when asked for.
+
+    ``timestamps``: the presentation times of the episode's frames, in seconds from the episode's start
+    (file time minus ``from_timestamp``; LeRobot v3.0 puts many episodes in one file), read from the
+    container without decoding. ``frames_at(t)`` decodes, for each time in ``t`` (episode seconds, as the
+    data's ``timestamp`` column gives them), the frame nearest to it, which must lie within ``tolerance_s``
+    (LeRobot's ``tolerance_s``, default 1e-4 s), as uint8 RGB ``[N, H, W, 3]``. A file named by the
+    metadata but missing on disk, or corrupt, raises ``OSError`` naming the video and the file when it is
+    used; the episode and its other streams read fine.
+    """
+
+    def __init__(self, native: "_C._Video"):
+        self._v = native
+        self.name: str = native.name
+        self.path: str = native.path
+        self.from_timestamp: float = native.from_timestamp
+        self.to_timestamp: float = native.to_timestamp
+        self.fps: float = native.fps
+        self.codec: str = native.codec
+        self.exists: bool = native.exists
+        self._timestamps: Optional[np.ndarray] = None
+
+    @property
+    def timestamps(self) -> np.ndarray:
+        """float64 ``[F]``: the episode's frame times in seconds from its start."""
+        if self._timestamps is None:
+            self._timestamps = self._v.timestamps()
+        return self._timestamps
+
+    def __len__(self) -> int:
+        return len(self.timestamps)
+
+    def frames_at(self, t, tolerance_s: float = 1e-4) -> np.ndarray:
+        """uint8 ``[N, H, W, 3]``: the frames nearest to the episode times ``t`` (a number or 1-D array of
+        seconds, any order), each within ``tolerance_s`` seconds, else ``OSError`` naming the time."""
+        ts = np.asarray(t, dtype=np.float64)
+        if ts.ndim > 1:
+            raise ValueError(f"t must be a number or a 1-D array of seconds, got shape {ts.shape}")
+        return self._v.frames(np.ascontiguousarray(ts.reshape(-1)), float(tolerance_s))
+
+    def frames(self, indices=None) -> np.ndarray:
+        """uint8 ``[N, H, W, 3]``: the frames at positions ``indices`` of ``timestamps`` (all when None)."""
+        ts = self.timestamps if indices is None else self.timestamps[np.asarray(indices, dtype=np.int64)]
+        return self._v.frames(np.ascontiguousarray(ts), 0.0)
+
+    def __repr__(self) -> str:
+        where = "" if self.from_timestamp == 0 and self.to_timestamp == float("inf") else \
+            f", {self.from_timestamp:g}-{self.to_timestamp:g} s of the file"
+        return f"Video({self.name!r}, {self.path!r}{where}{'' if self.exists else ', missing'})"
+
+
+def open_video(path, name: Optional[str] = None) -> Video:
+    """A stand-alone video file as a :class:`Video` (all its frames; ``name`` is used in errors)."""
+    return Video(_C.open_video(os.fspath(path), name or ""))
+
+
 class Episode:
-    """An episode: named streams (``episode[name]``, ``episode.streams``) plus ``metadata``
-    (language_instruction, task, robot_type, source_file, source_key, extra)."""
+    """An episode: named streams (``episode[name]``, ``episode.streams``), cameras kept as video files
+    (``episode.videos[name]``, see :class:`Video`), plus ``metadata`` (language_instruction, task,
+    robot_type, source_file, source_key, extra)."""
 
     def __init__(self, native: "_C._Episode"):
         self._ep = native
         self.index: int = native.index
         self.metadata: dict = native.metadata()
         self.streams: Dict[str, Stream] = {name: Stream(native, name) for name in native.names()}
+        self.videos: Dict[str, Video] = {v.name: Video(v) for v in native.videos()}
 
     @property
     def language_instruction(self) -> str:
@@ -117,6 +179,8 @@ class Episode:
         try:
             return self.streams[name]
         except KeyError:
+            if name in self.videos:
+                raise KeyError(f"'{name}' is a video of episode {self.index}: use episode.videos[{name!r}]") from None
             raise KeyError(f"no stream '{name}' in episode {self.index} (streams: {', '.join(self.streams)})") from None
 
     def __contains__(self, name: str) -> bool:
@@ -131,7 +195,8 @@ class Episode:
         return {n: s.torch() for n, s in self.streams.items() if s.kind == "tensor"}
 
     def __repr__(self) -> str:
-        return f"Episode({self.index}, {len(self.streams)} streams, source={self.metadata['source_file']!r})"
+        videos = f", {len(self.videos)} videos" if self.videos else ""
+        return f"Episode({self.index}, {len(self.streams)} streams{videos}, source={self.metadata['source_file']!r})"
 
 
 def _calvin_language(path: str, enabled: bool):
@@ -195,7 +260,10 @@ def open(path, *, split: Optional[str] = None, rate_hz: Optional[float] = None,
     - a TFDS/RLDS directory (``dataset_info.json`` + ``features.json`` + TFRecord shards, or its parent
       holding one version directory); ``split`` picks one split ("train", "val"), default all;
     - a CALVIN split directory (``ep_start_end_ids.npy`` + ``episode_XXXXXXX.npz``);
-    - a RoboMimic or robosuite ``.hdf5`` file.
+    - a RoboMimic or robosuite ``.hdf5`` file;
+    - a LeRobot dataset directory (``meta/info.json``), v2.0/v2.1 (one parquet per episode) or v3.0 (many
+      episodes per file); ``split`` picks a range from info.json's ``splits``. Cameras stored as videos
+      are ``episode.videos``.
 
     ``rate_hz`` gives the sampling rate for formats that record no timestamps (timestamps = step / rate);
     without it such streams get the step indices as timestamps (``time_source == "step_index"``).

@@ -49,6 +49,12 @@ const EpisodeStream* Episode::find(const std::string& name) const {
   return nullptr;
 }
 
+const EpisodeVideo* Episode::find_video(const std::string& name) const {
+  for (const EpisodeVideo& v : videos)
+    if (v.name == name) return &v;
+  return nullptr;
+}
+
 void set_step_timestamps(EpisodeStream* stream, double rate_hz) {
   const int64_t n = stream->length();
   stream->timestamps = Array::empty(DType::Float64, {n});

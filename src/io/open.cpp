@@ -108,6 +108,11 @@ std::map<std::string, bool> dataset_readers() {
 #else
       {"image_decode", false},
 #endif
+#ifdef ROBOCACHE_WITH_VIDEO
+      {"video_decode", true},
+#else
+      {"video_decode", false},
+#endif
   };
 }
 

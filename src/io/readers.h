@@ -16,7 +16,8 @@ Status open_calvin(const std::string& dir, const DatasetOptions& options, std::u
 // `file` is a RoboMimic or robosuite HDF5 file with a `data` group of demo_N groups.
 Status open_robomimic(const std::string& file, const DatasetOptions& options, std::unique_ptr<Dataset>* out);
 
-// `dir` holds meta/info.json (codebase_version v2.x), meta/episodes.jsonl and data/chunk-*/episode_*.parquet.
+// `dir` holds meta/info.json: LeRobot v2.x (meta/episodes.jsonl, one parquet per episode) or v3.0
+// (meta/episodes/*/*.parquet, data and video files shared by many episodes).
 Status open_lerobot(const std::string& dir, const DatasetOptions& options, std::unique_ptr<Dataset>* out);
 
 }  // namespace robocache::io
