@@ -152,7 +152,7 @@ Status decode_video_frames(const EpisodeVideo& video, const double* t, int64_t n
 std::map<std::string, int64_t> video_decoder_counters();
 
 // Describes a stand-alone video file as a one-episode video (from_timestamp 0, to the end), checking that
-// it exists; `name` is used in errors.
+// it exists; `name` (may be empty) is used in errors.
 Status open_video(const std::string& path, const std::string& name, EpisodeVideo* out);
 
 // Decodes one encoded image (JPEG or PNG, found from its first bytes) into uint8 [H, W, C].

@@ -153,7 +153,10 @@ class Video:
 
 def open_video(path, name: Optional[str] = None) -> Video:
     """A stand-alone video file as a :class:`Video` (all its frames; ``name`` is used in errors)."""
-    return Video(_C.open_video(os.fspath(path), name or ""))
+    path = os.fspath(path)
+    v = Video(_C.open_video(path, name or ""))
+    v.name = name or os.path.basename(path)
+    return v
 
 
 class Episode:

@@ -211,6 +211,12 @@ Status column_to_array(const arrow::ChunkedArray& col, const std::string& where,
 }
 
 
+// A string field that may be absent or null ("video_path": null in datasets without videos).
+std::string optional_string(const json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
 // ---- Arrow helpers for the metadata tables ----
 
 Status open_parquet(const std::string& file, std::unique_ptr<parquet::arrow::FileReader>* out) {
@@ -460,7 +466,7 @@ class LeRobotDataset final : public Dataset {
 // v2.x: meta/episodes.jsonl, one parquet and one video per camera per episode.
 Status read_episodes_v2(LeRobotDataset* ds, const json& info, const std::string& info_file, int64_t lo, int64_t hi) {
   const std::string data_path = info.at("data_path").get<std::string>();
-  const std::string video_path = info.value("video_path", std::string());
+  const std::string video_path = optional_string(info, "video_path");
   const int64_t chunks_size = info.value("chunks_size", int64_t{1000});
   if (chunks_size <= 0) return io_error(info_file, ": chunks_size must be > 0, got ", chunks_size);
   const fs::path episodes_file = ds->dir_ / "meta" / "episodes.jsonl";
@@ -506,7 +512,7 @@ Status read_episodes_v2(LeRobotDataset* ds, const json& info, const std::string&
 // v3.0: meta/episodes/chunk-*/file-*.parquet; data and video files shared by many episodes.
 Status read_episodes_v3(LeRobotDataset* ds, const json& info, const std::string& info_file, int64_t lo, int64_t hi) {
   const std::string data_path = info.at("data_path").get<std::string>();
-  const std::string video_path = info.value("video_path", std::string());
+  const std::string video_path = optional_string(info, "video_path");
   const fs::path meta_dir = ds->dir_ / "meta" / "episodes";
   std::vector<std::string> files;
   std::error_code ec;
@@ -618,7 +624,7 @@ Status open_lerobot(const std::string& dir, const DatasetOptions& options, std::
       }
       ds->video_features_.push_back(std::move(f));
     }
-    if (!ds->video_features_.empty() && info.value("video_path", std::string()).empty())
+    if (!ds->video_features_.empty() && optional_string(info, "video_path").empty())
       return io_error(info_file, ": features name videos (", ds->video_features_[0].key, ") but video_path is missing");
     // Episodes, optionally restricted to a split "first:last" (half-open) from info.json.
     int64_t lo = 0, hi = INT64_MAX;

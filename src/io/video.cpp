@@ -11,6 +11,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdarg>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <limits>
@@ -39,7 +41,7 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string describe(const EpisodeVideo& v) {
-  std::string s = detail::concat("video '", v.name, "'");
+  std::string s = v.name.empty() ? std::string("video") : detail::concat("video '", v.name, "'");
   if (v.episode_index >= 0) s += detail::concat(" of episode ", v.episode_index);
   return s;
 }
@@ -56,7 +58,7 @@ Status check_exists(const EpisodeVideo& v) {
 
 Status open_video(const std::string& path, const std::string& name, EpisodeVideo* out) {
   EpisodeVideo v;
-  v.name = name.empty() ? path : name;
+  v.name = name;
   v.path = path;
   v.exists = true;
   ROBOCACHE_RETURN_IF_ERROR(check_exists(v));
@@ -91,10 +93,37 @@ namespace {
 
 std::atomic<int64_t> g_opens{0}, g_seeks{0}, g_packets{0}, g_frames{0};
 
+// FFmpeg's own explanation of a failure ("moov atom not found") arrives through its log, not its error
+// codes. Unless ROBOCACHE_FFMPEG_LOG is set (FFmpeg then logs to stderr as usual), the library keeps the
+// last error line of each thread instead of printing it, and error messages quote it.
+thread_local std::string t_ffmpeg_error;
+
+void log_callback(void* avcl, int level, const char* fmt, va_list vl) {
+  if (level > AV_LOG_ERROR) return;
+  char line[512];
+  int print_prefix = 1;
+  av_log_format_line2(avcl, level, fmt, vl, line, sizeof line, &print_prefix);
+  std::string s = line;
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  if (!s.empty()) t_ffmpeg_error = std::move(s);
+}
+
+void quiet_ffmpeg() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const char* env = std::getenv("ROBOCACHE_FFMPEG_LOG");
+    if (env == nullptr || *env == '\0' || std::strcmp(env, "0") == 0) av_log_set_callback(log_callback);
+  });
+}
+
+// av_strerror of `code`, plus FFmpeg's last logged error on this thread (then forgotten).
 std::string av_error(int code) {
   char buf[AV_ERROR_MAX_STRING_SIZE] = {0};
   av_strerror(code, buf, sizeof buf);
-  return buf;
+  std::string s = buf;
+  if (!t_ffmpeg_error.empty()) s += " (FFmpeg: " + t_ffmpeg_error + ")";
+  t_ffmpeg_error.clear();
+  return s;
 }
 
 // The file's identity, so a file replaced on disk is not served from a stale index or an open reader.
@@ -152,12 +181,8 @@ struct Reader {
 };
 
 Status open_reader(const std::string& path, const std::string& key, std::unique_ptr<Reader>* out) {
-  // FFmpeg logs at "info" level by default (a banner per decoder); keep warnings and errors only, unless
-  // the process set its own level. Errors reach the caller as Status messages as well.
-  static std::once_flag quiet;
-  std::call_once(quiet, [] {
-    if (av_log_get_level() == AV_LOG_INFO) av_log_set_level(AV_LOG_ERROR);
-  });
+  quiet_ffmpeg();
+  t_ffmpeg_error.clear();
   g_opens++;
   auto r = std::make_unique<Reader>();
   r->path = path;
@@ -199,6 +224,16 @@ Status open_reader(const std::string& path, const std::string& key, std::unique_
   if (rc < 0) return io_error(path, ": cannot open the ", codec->name, " decoder: ", av_error(rc));
   if (r->dec->width <= 0 || r->dec->height <= 0)
     return io_error(path, ": video stream has no frame size (", r->dec->width, "x", r->dec->height, ")");
+  // A file cut short (a copy that stopped midway) whose index survived: the demuxer would just end early.
+  const int entries = avformat_index_get_entries_count(st);
+  int64_t end = 0;
+  for (int i = 0; i < entries; ++i) {
+    const AVIndexEntry* e = avformat_index_get_entry(st, i);
+    if (e && e->pos >= 0) end = std::max<int64_t>(end, e->pos + e->size);
+  }
+  const int64_t size = avio_size(r->fmt->pb);
+  if (size >= 0 && end > size)
+    return io_error(path, ": truncated: the container's index runs to byte ", end, " but the file has ", size, " bytes");
   *out = std::move(r);
   return Status::ok();
 }

@@ -1,10 +1,13 @@
-"""LeRobot v2.1 reader, checked against pyarrow on the real G1 dataset."""
+"""LeRobot v2.1 and v3.0 readers, checked against pyarrow on the real G1 dataset (v3.0: the G1 dataset
+rewritten in the v3.0 layout by lerobot_v3_writer, several episodes per file, several files and chunks)."""
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from robocache import datasets
@@ -105,9 +108,10 @@ def test_length_mismatch_and_version(g1_copy):
     with pytest.raises(OSError, match=r"episodes.jsonl: line 4: invalid JSON"):
         datasets.open(g1_copy)
     info = json.loads((g1_copy / "meta" / "info.json").read_text())
-    info["codebase_version"] = "v3.0"
+    info["codebase_version"] = "v4.0"
     (g1_copy / "meta" / "info.json").write_text(json.dumps(info))
-    with pytest.raises(OSError, match=r"info.json: codebase_version 'v3.0' is not supported"):
+    with pytest.raises(OSError, match=r"info.json: codebase_version 'v4.0' is not supported; this reader reads "
+                                      r"LeRobot v2.0, v2.1 and v3.0"):
         datasets.open(g1_copy)
 
 
@@ -123,3 +127,226 @@ def test_import_then_hashlib_does_not_crash():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip() == "2d711642"
+
+
+# ------------------------------------------------------------------------------------------------ v3.0
+
+CAM = "observation.images.cam_high"
+needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="the ffmpeg command-line tool is not installed")
+
+
+def v21_table(i):
+    return pq.read_table(G1 / "data" / "chunk-000" / f"episode_{i:06d}.parquet")
+
+
+def assert_episode_matches_v21(ep, i, meta):
+    table = v21_table(i)
+    assert sorted(ep.keys()) == sorted(table.column_names)
+    for name in table.column_names:
+        col = table.column(name)
+        want = np.stack(col.to_pylist()).astype(np.float32) if name in ("observation.state", "action") \
+            else col.to_numpy()
+        got = ep[name].numpy()
+        assert got.dtype == want.dtype and got.shape == want.shape, name
+        np.testing.assert_array_equal(got, want, err_msg=f"episode {i} stream {name}")
+    t = table.column("timestamp").to_numpy().astype(np.float64)
+    for s in ep.streams.values():
+        np.testing.assert_array_equal(s.timestamps, t)
+        assert s.time_source == "recorded"
+    assert ep.language_instruction == meta["tasks"][0] == ep.metadata["task"]
+    assert ep.metadata["source_key"] == f"episode_index {i}"
+
+
+@pytest.fixture(scope="module")
+def g1_v3(tmp_path_factory):
+    if not G1.exists():
+        pytest.skip(f"{G1} not present")
+    from lerobot_v3_writer import write_v3
+
+    dst = tmp_path_factory.mktemp("g1_v3")
+    # 100 episodes: 12 data files of 9 (the last 1) over 3 chunk directories, 3 episode-metadata files,
+    # row groups of 100 rows (episodes straddle them); episodes 1 and 2 share one video file.
+    rows = write_v3(G1, dst, episodes_per_file=9, files_per_chunk=4, episodes_per_meta_file=40, row_group_size=100,
+                    with_videos=shutil.which("ffmpeg") is not None)
+    return dst, rows
+
+
+@needs_g1
+def test_v3_every_stream_matches_pyarrow_on_v21(g1_v3):
+    dst, rows = g1_v3
+    assert len(list((dst / "data").glob("chunk-*/file-*.parquet"))) == 12
+    assert len(list((dst / "data").glob("chunk-*"))) == 3
+    assert len(list((dst / "meta" / "episodes").glob("chunk-*/file-*.parquet"))) == 3
+    ds = datasets.open(dst)
+    assert ds.format == "lerobot" and len(ds) == 100
+    episodes = [json.loads(line) for line in (G1 / "meta" / "episodes.jsonl").read_text().splitlines() if line.strip()]
+    total = 0
+    for ep, meta in zip(ds, episodes):
+        i = meta["episode_index"]
+        assert_episode_matches_v21(ep, i, meta)
+        r = rows[i]
+        assert ep.metadata["source_file"] == str(dst / f"data/chunk-{r['data/chunk_index']:03d}/file-{r['data/file_index']:03d}.parquet")
+        total += len(ep["action"])
+    assert total == 35965
+    # random access, out of order, and from several threads (the data-file cache is shared)
+    from concurrent.futures import ThreadPoolExecutor
+
+    order = [57, 3, 99, 0, 58, 12, 57, 98]
+    with ThreadPoolExecutor(4) as pool:
+        eps = list(pool.map(lambda i: ds[i], order))
+    for i, ep in zip(order, eps):
+        assert_episode_matches_v21(ep, i, episodes[i])
+    val = datasets.open(dst, split="train")
+    assert len(val) == 100
+
+
+@needs_g1
+@needs_ffmpeg
+def test_v3_video_offsets_in_a_shared_file(g1_v3, rng):
+    """Episodes 1 and 2 share one AV1 file; episode 2 starts at from_timestamp = 13.1 s. Its frames at the
+    parquet's timestamps must be PyAV's frames of the original v2.1 file of episode 2."""
+    av = pytest.importorskip("av")
+    if not datasets.readers()["video_decode"]:
+        pytest.skip("built without video decoding")
+    dst, rows = g1_v3
+    ds = datasets.open(dst)
+    shared = dst / "videos" / CAM / "chunk-000" / "file-000.mp4"
+    for i in (1, 2):
+        ep = ds[i]
+        video = ep.videos[CAM]
+        assert video.path == str(shared) and video.exists
+        assert video.from_timestamp == rows[i][f"videos/{CAM}/from_timestamp"]
+        assert video.to_timestamp == rows[i][f"videos/{CAM}/to_timestamp"]
+        ts = v21_table(i).column("timestamp").to_numpy().astype(np.float64)
+        np.testing.assert_allclose(video.timestamps, ts, rtol=0, atol=1e-5)  # only this episode's frames
+        with av.open(str(G1 / "videos" / "chunk-000" / CAM / f"episode_{i:06d}.mp4")) as c:
+            want = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(c.streams.video[0])])
+        idx = np.concatenate([rng.permutation(len(ts))[:40], [0, len(ts) - 1]])
+        np.testing.assert_array_equal(video.frames_at(ts[idx]), want[idx])
+        assert ep["action"].numpy().shape == (len(ts), 26)
+    assert rows[2][f"videos/{CAM}/from_timestamp"] == pytest.approx(13.1)
+    # the first frame of episode 2 is not episode 1's last one, and episode 1 ends before episode 2 starts
+    with pytest.raises(OSError, match=r"no frame within tolerance_s=0.0001 of t=13.1 s"):
+        ds[1].videos[CAM].frames_at([13.1])
+    # every other episode names a file that is not there: an error for that video only
+    ep = ds[5]
+    missing = str(dst / "videos" / CAM / "chunk-001" / "file-002.mp4")
+    assert ep.videos[CAM].path == missing and not ep.videos[CAM].exists
+    with pytest.raises(OSError, match=rf"video '{CAM}' of episode 5: {missing}: video file missing"):
+        ep.videos[CAM].frames_at([0.0])
+    assert_episode_matches_v21(ep, 5, {"tasks": [ep.language_instruction]})
+
+
+@pytest.fixture
+def small_v3(tmp_path):
+    if not G1.exists():
+        pytest.skip(f"{G1} not present")
+    from lerobot_v3_writer import write_v3
+
+    dst = tmp_path / "v3"
+    write_v3(G1, dst, episodes=list(range(6)), episodes_per_file=4, files_per_chunk=2, episodes_per_meta_file=4,
+             with_videos=False)
+    return dst
+
+
+def test_v3_bad_metadata(small_v3):
+    ds = datasets.open(small_v3)
+    assert len(ds) == 6 and "observation.images.cam_high" not in ds[0].videos
+    meta = small_v3 / "meta" / "episodes" / "chunk-000" / "file-000.parquet"
+    t = pq.read_table(meta)
+    # a length that disagrees with dataset_to_index - dataset_from_index
+    lengths = t.column("length").to_pylist()
+    lengths[2] += 1
+    pq.write_table(t.set_column(t.schema.get_field_index("length"), "length", pa.array(lengths, pa.int64())), meta)
+    with pytest.raises(OSError, match=r"file-000.parquet: episode 2: dataset_to_index - dataset_from_index = \d+ but length = \d+"):
+        datasets.open(small_v3)
+    # ... and one that agrees with the index range but not with the data file's rows
+    to = t.column("dataset_to_index").to_pylist()
+    to[2] += 1
+    t2 = t.set_column(t.schema.get_field_index("length"), "length", pa.array(lengths, pa.int64()))
+    pq.write_table(t2.set_column(t2.schema.get_field_index("dataset_to_index"), "dataset_to_index", pa.array(to, pa.int64())), meta)
+    ds = datasets.open(small_v3)
+    data0 = small_v3 / "data" / "chunk-000" / "file-000.parquet"
+    with pytest.raises(OSError, match=rf"{data0}: holds {lengths[2] - 1} frames of episode 2, meta/episodes says {lengths[2]}"):
+        ds[2]
+    ds[1]  # the others still read
+    pq.write_table(t, meta)
+    # a missing data file is reported when the dataset is opened
+    data1 = small_v3 / "data" / "chunk-000" / "file-001.parquet"
+    data1.rename(data1.with_suffix(".bak"))
+    with pytest.raises(OSError, match=rf"{data1}: missing data file of episode 4 \(named in .*file-001.parquet\)"):
+        datasets.open(small_v3)
+    data1.with_suffix(".bak").rename(data1)
+    # a metadata column missing
+    pq.write_table(t.drop_columns(["dataset_from_index"]), meta)
+    with pytest.raises(OSError, match=r"file-000.parquet: has no column 'dataset_from_index'"):
+        datasets.open(small_v3)
+    pq.write_table(t, meta)
+    # rows of one episode split in two places of a data file
+    d = pq.read_table(data0)
+    ep = d.column("episode_index").to_numpy()
+    order = np.concatenate([np.nonzero(ep == 0)[0][:10], np.nonzero(ep == 1)[0], np.nonzero(ep == 0)[0][10:],
+                            np.nonzero(ep > 1)[0]])
+    pq.write_table(d.take(pa.array(order)), data0)
+    with pytest.raises(OSError, match=r"file-000.parquet: the rows of episode 0 are not contiguous"):
+        datasets.open(small_v3)[0]
+    # episodes rows whose `index` disagrees with dataset_from_index
+    idx = d.column("index").to_numpy() + 1000
+    pq.write_table(d.set_column(d.schema.get_field_index("index"), "index", pa.array(idx)), data0)
+    with pytest.raises(OSError, match=r"file-000.parquet: episode 0 starts at index 1000, meta/episodes says dataset_from_index 0"):
+        datasets.open(small_v3)[0]
+    pq.write_table(d, data0)
+    # no episode metadata at all
+    shutil.rmtree(small_v3 / "meta" / "episodes")
+    with pytest.raises(OSError, match=r"meta/episodes: no episode metadata"):
+        datasets.open(small_v3)
+
+
+@needs_ffmpeg
+def test_v3_synthetic_video_keyframes_inside_episodes(tmp_path):
+    """Three episodes back to back in one H.264 file (B-frames, a keyframe every 25 frames, so episodes
+    start mid-GOP): each episode's frames, found through from_timestamp, carry the right global number."""
+    if not datasets.readers()["video_decode"]:
+        pytest.skip("built without video decoding")
+    from test_datasets_video import frame_number, write_video
+
+    n, fps, key = 40, 30, "observation.images.front"
+    dst = tmp_path / "syn"
+    write_video(dst / "videos" / key / "chunk-000" / "file-000.mp4", 3 * n, "h264", fps=fps)
+    rng = np.random.default_rng(3)
+    (dst / "data" / "chunk-000").mkdir(parents=True)
+    pq.write_table(pa.table({
+        "observation.state": pa.array(list(rng.normal(size=(3 * n, 4)).astype(np.float32)), pa.list_(pa.float32(), 4)),
+        "timestamp": pa.array(np.tile(np.arange(n) / fps, 3).astype(np.float32)),
+        "frame_index": pa.array(np.tile(np.arange(n), 3)),
+        "episode_index": pa.array(np.repeat(np.arange(3), n)),
+        "index": pa.array(np.arange(3 * n)),
+    }), dst / "data" / "chunk-000" / "file-000.parquet")
+    (dst / "meta" / "episodes" / "chunk-000").mkdir(parents=True)
+    pq.write_table(pa.table({
+        "episode_index": [0, 1, 2], "length": [n] * 3, "tasks": [["a"], ["b"], ["c"]],
+        "data/chunk_index": [0] * 3, "data/file_index": [0] * 3,
+        "dataset_from_index": [0, n, 2 * n], "dataset_to_index": [n, 2 * n, 3 * n],
+        f"videos/{key}/chunk_index": [0] * 3, f"videos/{key}/file_index": [0] * 3,
+        f"videos/{key}/from_timestamp": [e * n / fps for e in range(3)],
+        f"videos/{key}/to_timestamp": [(e + 1) * n / fps for e in range(3)],
+    }), dst / "meta" / "episodes" / "chunk-000" / "file-000.parquet")
+    (dst / "meta" / "info.json").write_text(json.dumps({
+        "codebase_version": "v3.0", "fps": fps, "robot_type": "synthetic",
+        "data_path": "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet",
+        "video_path": "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4",
+        "features": {key: {"dtype": "video", "shape": [64, 96, 3], "info": {"video.fps": fps, "video.codec": "h264"}},
+                     "observation.state": {"dtype": "float32", "shape": [4]}}}))
+    ds = datasets.open(dst)
+    for e in (2, 0, 1):
+        ep = ds[e]
+        assert ep.language_instruction == "abc"[e]
+        v = ep.videos[key]
+        ts = ep["timestamp"].numpy().astype(np.float64)
+        np.testing.assert_allclose(v.timestamps, np.arange(n) / fps, atol=1e-9)
+        order = rng.permutation(n)
+        frames = v.frames_at(ts[order])
+        assert [frame_number(f) for f in frames] == list(e * n + order)
+    # the last frame of episode 0 and the first of episode 1 are neighbours in the file, not in an episode
+    with pytest.raises(OSError, match=r"of episode 0: .*no frame within tolerance_s=0.0001 of t=1.3333"):
+        ds[0].videos[key].frames_at([n / fps])

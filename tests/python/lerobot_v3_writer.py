@@ -1,0 +1,142 @@
+"""Writes a LeRobot v3.0 dataset from a v2.1 one with pyarrow (and the ffmpeg tool for the videos),
+following LeRobot's v3.0 layout:
+
+    meta/info.json                       codebase_version "v3.0", data_path / video_path with
+                                         {chunk_index:03d} / {file_index:03d}, fps, features
+    meta/tasks.parquet                   task_index + the task string (as pandas writes its index)
+    meta/episodes/chunk-XXX/file-XXX.parquet   one row per episode: episode_index, length, tasks,
+                                         data/chunk_index, data/file_index, dataset_from_index,
+                                         dataset_to_index, videos/<key>/{chunk_index, file_index,
+                                         from_timestamp, to_timestamp}, meta/episodes/{chunk,file}_index
+    data/chunk-XXX/file-XXX.parquet      many episodes' rows, back to back
+    videos/<key>/chunk-XXX/file-XXX.mp4  many episodes' videos, back to back (ffmpeg's concat demuxer,
+                                         stream copy); an episode's frames start at its from_timestamp
+
+Used by the tests (several episodes per file, several files and chunks) and by bench/bench_lerobot.py.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
+VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
+EPISODES_PATH = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
+
+
+def _jsonl(path: Path) -> List[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def video_duration(path: Path) -> float:
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
+                         capture_output=True, text=True, check=True).stdout
+    return float(out.strip())
+
+
+def concat_videos(paths: List[Path], dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    listing = dst.with_suffix(".txt")
+    listing.write_text("".join(f"file '{p}'\n" for p in paths))
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing), "-c", "copy",
+                    str(dst)], check=True)
+    listing.unlink()
+
+
+def write_v3(src: Path, dst: Path, *, episodes: Optional[List[int]] = None, episodes_per_file: int = 9,
+             files_per_chunk: int = 4, episodes_per_meta_file: int = 40, row_group_size: Optional[int] = None,
+             videos_per_file: int = 2, with_videos: bool = True) -> Dict[int, dict]:
+    """Writes `dst` from the v2.1 dataset `src`; returns the episode metadata rows by episode index.
+    Episodes whose source video is missing get a video file name that does not exist (the reader must
+    report it when that video is used). `with_videos=False` drops the video features altogether."""
+    src, dst = Path(src), Path(dst)
+    info = json.loads((src / "meta" / "info.json").read_text())
+    src_eps = {e["episode_index"]: e for e in _jsonl(src / "meta" / "episodes.jsonl")}
+    episodes = sorted(src_eps) if episodes is None else list(episodes)
+    chunks_size = info.get("chunks_size", 1000)
+    video_keys = [k for k, f in info["features"].items() if f["dtype"] == "video"]
+    if not with_videos:
+        for k in video_keys:
+            del info["features"][k]
+        video_keys = []
+
+    def loc(i: int, per_chunk: int):
+        return {"chunk_index": i // per_chunk, "file_index": i % per_chunk}
+
+    rows: Dict[int, dict] = {}
+    # data files: `episodes_per_file` episodes each, `files_per_chunk` files per chunk directory
+    for f in range(0, len(episodes), episodes_per_file):
+        group = episodes[f:f + episodes_per_file]
+        where = loc(f // episodes_per_file, files_per_chunk)
+        tables = []
+        for e in group:
+            t = pq.read_table(src / info["data_path"].format(episode_chunk=e // chunks_size, episode_index=e))
+            t = t.replace_schema_metadata(None)
+            tables.append(t)
+            index = t.column("index").to_numpy()
+            rows[e] = {
+                "episode_index": e,
+                "tasks": src_eps[e].get("tasks", []),
+                "length": t.num_rows,
+                "data/chunk_index": where["chunk_index"],
+                "data/file_index": where["file_index"],
+                "dataset_from_index": int(index[0]),
+                "dataset_to_index": int(index[0]) + t.num_rows,
+            }
+        path = dst / DATA_PATH.format(**where)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.concat_tables(tables), path, row_group_size=row_group_size)
+    # videos: the episodes that have one, `videos_per_file` per file, back to back
+    for key in video_keys:
+        have = [e for e in episodes
+                if (src / info["video_path"].format(episode_chunk=e // chunks_size, video_key=key, episode_index=e)).exists()]
+        for f in range(0, len(have), videos_per_file):
+            group = have[f:f + videos_per_file]
+            where = loc(f // videos_per_file, files_per_chunk)
+            paths = [src / info["video_path"].format(episode_chunk=e // chunks_size, video_key=key, episode_index=e)
+                     for e in group]
+            concat_videos(paths, dst / VIDEO_PATH.format(video_key=key, **where))
+            start = 0.0
+            for e, p in zip(group, paths):
+                d = video_duration(p)
+                rows[e].update({f"videos/{key}/chunk_index": where["chunk_index"], f"videos/{key}/file_index": where["file_index"],
+                                f"videos/{key}/from_timestamp": start, f"videos/{key}/to_timestamp": start + d})
+                start += d
+        absent = loc(len(have) // videos_per_file + 5, files_per_chunk)  # a file never written
+        for e in episodes:
+            if f"videos/{key}/chunk_index" not in rows[e]:
+                n = rows[e]["length"] / info["fps"]
+                rows[e].update({f"videos/{key}/chunk_index": absent["chunk_index"], f"videos/{key}/file_index": absent["file_index"],
+                                f"videos/{key}/from_timestamp": 0.0, f"videos/{key}/to_timestamp": n})
+    # episode metadata, `episodes_per_meta_file` rows per file
+    for f in range(0, len(episodes), episodes_per_meta_file):
+        where = loc(f // episodes_per_meta_file, files_per_chunk)
+        group = [rows[e] for e in episodes[f:f + episodes_per_meta_file]]
+        for r in group:
+            r["meta/episodes/chunk_index"], r["meta/episodes/file_index"] = where["chunk_index"], where["file_index"]
+        cols = {k: [r[k] for r in group] for k in group[0]}
+        schema = pa.schema([(k, pa.list_(pa.string()) if k == "tasks" else
+                             pa.float64() if k.endswith("_timestamp") else pa.int64()) for k in cols])
+        path = dst / EPISODES_PATH.format(**where)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.table(cols, schema=schema), path)
+    tasks = _jsonl(src / "meta" / "tasks.jsonl")
+    pq.write_table(pa.table({"task_index": [t["task_index"] for t in tasks],
+                             "__index_level_0__": [t["task"] for t in tasks]}), dst / "meta" / "tasks.parquet")
+    info.update(codebase_version="v3.0", data_path=DATA_PATH, video_path=VIDEO_PATH if video_keys else None,
+                total_episodes=len(episodes), total_frames=sum(r["length"] for r in rows.values()),
+                data_files_size_in_mb=100, video_files_size_in_mb=500)
+    info["splits"] = {"train": f"0:{max(episodes) + 1}"}
+    for k in ("total_chunks", "total_videos"):
+        info.pop(k, None)
+    (dst / "meta" / "info.json").write_text(json.dumps(info, indent=4))
+    if (src / "LICENSE").exists():
+        shutil.copy(src / "LICENSE", dst / "LICENSE")
+    return rows
