@@ -34,14 +34,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # everything here is local
 
 from robocache import datasets  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "python"))
+from lerobot_v3_writer import v21_subset, write_v3  # noqa: E402
 G1 = ROOT.parent / "shared" / "data" / "lerobot" / "g1_v21"
 CAM = "observation.images.cam_high"
 
@@ -56,39 +56,6 @@ def have_lerobot() -> bool:
 
 # ------------------------------------------------------------------------------------------ datasets
 
-def v21_subset(src: Path, dst: Path, episodes, with_video: bool) -> None:
-    """A v2.1 copy of `src` holding `episodes`, renumbered 0..n-1 (and their videos when with_video)."""
-    info = json.loads((src / "meta" / "info.json").read_text())
-    eps = {json.loads(l)["episode_index"]: json.loads(l) for l in (src / "meta" / "episodes.jsonl").read_text().splitlines() if l.strip()}
-    stats = {json.loads(l)["episode_index"]: json.loads(l) for l in (src / "meta" / "episodes_stats.jsonl").read_text().splitlines() if l.strip()}
-    (dst / "meta").mkdir(parents=True)
-    (dst / "data" / "chunk-000").mkdir(parents=True)
-    shutil.copy(src / "meta" / "tasks.jsonl", dst / "meta" / "tasks.jsonl")
-    index = 0
-    ep_lines, stat_lines = [], []
-    for new, old in enumerate(episodes):
-        t = pq.read_table(src / "data" / "chunk-000" / f"episode_{old:06d}.parquet")
-        n = t.num_rows
-        t = t.set_column(t.schema.get_field_index("episode_index"), "episode_index", pa.array(np.full(n, new, np.int64)))
-        t = t.set_column(t.schema.get_field_index("index"), "index", pa.array(np.arange(index, index + n, dtype=np.int64)))
-        pq.write_table(t, dst / "data" / "chunk-000" / f"episode_{new:06d}.parquet")
-        index += n
-        ep_lines.append(json.dumps({**eps[old], "episode_index": new}))
-        stat_lines.append(json.dumps({**stats[old], "episode_index": new}))
-        if with_video:
-            v = dst / "videos" / "chunk-000" / CAM
-            v.mkdir(parents=True, exist_ok=True)
-            shutil.copy(src / "videos" / "chunk-000" / CAM / f"episode_{old:06d}.mp4", v / f"episode_{new:06d}.mp4")
-    (dst / "meta" / "episodes.jsonl").write_text("\n".join(ep_lines) + "\n")
-    (dst / "meta" / "episodes_stats.jsonl").write_text("\n".join(stat_lines) + "\n")
-    if not with_video:
-        del info["features"][CAM]
-        info["video_path"] = None
-    info.update(total_episodes=len(episodes), total_frames=index, total_videos=len(episodes) if with_video else 0,
-                splits={"train": f"0:{len(episodes)}"})
-    (dst / "meta" / "info.json").write_text(json.dumps(info, indent=4))
-
-
 def to_v30(v21: Path, name: str) -> Path:
     """Converts the v2.1 dataset `v21` (a directory called `name`) to v3.0 in place, with LeRobot's own
     converter when lerobot is installed, else with the tests' pyarrow writer. Returns the v3.0 path."""
@@ -97,9 +64,6 @@ def to_v30(v21: Path, name: str) -> Path:
 
         convert_dataset(repo_id=name, root=str(v21.parent), push_to_hub=False)  # v21 -> name_old, v3.0 -> name
         return v21
-    sys.path.insert(0, str(ROOT / "tests" / "python"))
-    from lerobot_v3_writer import write_v3
-
     tmp = v21.parent / f"{name}_v30"
     write_v3(v21, tmp, episodes_per_file=1000, videos_per_file=1000)
     v21.rename(v21.parent / f"{name}_old")

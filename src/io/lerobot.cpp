@@ -55,6 +55,7 @@ struct EpisodeEntry {
   std::vector<std::string> tasks;
   std::string data_file;
   int64_t from_index = -1;        // v3.0: global `index` of the episode's first frame
+  std::vector<std::string> next_data_files;  // v3.0: where to look when data_file lacks the episode (below)
   std::vector<VideoEntry> videos;  // one per LeRobotDataset::video_features_
 };
 
@@ -355,7 +356,7 @@ class LeRobotDataset final : public Dataset {
 
   Status read_episode_at(int64_t index, Episode* out) const override {
     const EpisodeEntry& e = episodes_[index];
-    const std::string& file = e.data_file;
+    std::string file = e.data_file;
     std::shared_ptr<arrow::Table> table;
     if (!v3_) {
       ROBOCACHE_RETURN_IF_ERROR(read_parquet(file, nullptr, &table));
@@ -365,6 +366,18 @@ class LeRobotDataset final : public Dataset {
       std::shared_ptr<const DataFile> d;
       ROBOCACHE_RETURN_IF_ERROR(data_file(file, &d));
       auto it = d->rows.find(e.index);
+      // LeRobot's v2.1 -> v3.0 converter (lerobot 0.4.x, huggingface/lerobot issue #2401) names the previous
+      // data file for the first episode of each new file; such datasets are common, so the next file is
+      // tried. The episode's rows are identified by their episode_index column either way.
+      for (size_t k = 0; it == d->rows.end() && k < e.next_data_files.size(); ++k) {
+        std::shared_ptr<const DataFile> next;
+        ROBOCACHE_RETURN_IF_ERROR(data_file(e.next_data_files[k], &next));
+        if (auto jt = next->rows.find(e.index); jt != next->rows.end()) {
+          d = next;
+          it = jt;
+          file = e.next_data_files[k];
+        }
+      }
       if (it == d->rows.end()) return io_error(file, ": holds no rows of episode ", e.index, " (meta/episodes names this file)");
       const auto [row, count] = it->second;
       if (count != e.length)
@@ -521,7 +534,12 @@ Status read_episodes_v3(LeRobotDataset* ds, const json& info, const std::string&
       if (entry.is_regular_file() && entry.path().extension() == ".parquet") files.push_back(entry.path().string());
   if (files.empty()) return io_error(meta_dir.string(), ": no episode metadata (meta/episodes/chunk-*/file-*.parquet) for a v3.0 dataset");
   std::sort(files.begin(), files.end());
-  std::map<std::string, bool> data_files;
+  std::map<std::string, bool> data_files;  // existence, asked once per file
+  auto exists = [&data_files](const std::string& f) {
+    auto [it, fresh] = data_files.emplace(f, false);
+    if (fresh) it->second = fs::exists(f);
+    return it->second;
+  };
   for (const std::string& file : files) {
     std::vector<std::string> columns = {"episode_index", "length", "data/chunk_index", "data/file_index",
                                         "dataset_from_index", "dataset_to_index"};
@@ -571,10 +589,15 @@ Status read_episodes_v3(LeRobotDataset* ds, const json& info, const std::string&
       std::string rel;
       ROBOCACHE_RETURN_IF_ERROR(format_template(data_path, {{"chunk_index", chunk[r]}, {"file_index", fidx[r]}}, info_file, &rel));
       e.data_file = (ds->dir_ / rel).string();
-      auto [it, fresh] = data_files.emplace(e.data_file, false);
-      if (fresh) it->second = fs::exists(e.data_file);
-      if (!it->second)
+      if (!exists(e.data_file))
         return io_error(e.data_file, ": missing data file of episode ", e.index, " (named in ", file, ")");
+      // The files that follow (next file of the chunk, first file of the next chunk), for the converter
+      // bug handled in read_episode_at.
+      for (const auto& [c, f] : {std::make_pair(chunk[r], fidx[r] + 1), std::make_pair(chunk[r] + 1, int64_t{0})}) {
+        ROBOCACHE_RETURN_IF_ERROR(format_template(data_path, {{"chunk_index", c}, {"file_index", f}}, info_file, &rel));
+        const std::string next = (ds->dir_ / rel).string();
+        if (exists(next)) e.next_data_files.push_back(next);
+      }
       for (size_t k = 0; k < vcols.size(); ++k) {
         ROBOCACHE_RETURN_IF_ERROR(format_template(
             video_path, {{"chunk_index", vcols[k].chunk[r]}, {"file_index", vcols[k].file[r]}, {"video_key", ds->video_features_[k].key}},

@@ -12,7 +12,8 @@ following LeRobot's v3.0 layout:
     videos/<key>/chunk-XXX/file-XXX.mp4  many episodes' videos, back to back (ffmpeg's concat demuxer,
                                          stream copy); an episode's frames start at its from_timestamp
 
-Used by the tests (several episodes per file, several files and chunks) and by bench/bench_lerobot.py.
+Used by the tests (several episodes per file, several files and chunks) and by bench/bench_lerobot.py, as
+is `v21_subset` (a v2.1 copy of some episodes, renumbered, for LeRobot's own v2.1 -> v3.0 converter).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import subprocess
 from pathlib import Path
 from typing import Dict, List, Optional
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -140,3 +142,36 @@ def write_v3(src: Path, dst: Path, *, episodes: Optional[List[int]] = None, epis
     if (src / "LICENSE").exists():
         shutil.copy(src / "LICENSE", dst / "LICENSE")
     return rows
+
+
+def v21_subset(src: Path, dst: Path, episodes, with_video: bool, cam: str = "observation.images.cam_high") -> None:
+    """A v2.1 copy of `src` holding `episodes`, renumbered 0..n-1 (and their videos when with_video)."""
+    info = json.loads((src / "meta" / "info.json").read_text())
+    eps = {json.loads(l)["episode_index"]: json.loads(l) for l in (src / "meta" / "episodes.jsonl").read_text().splitlines() if l.strip()}
+    stats = {json.loads(l)["episode_index"]: json.loads(l) for l in (src / "meta" / "episodes_stats.jsonl").read_text().splitlines() if l.strip()}
+    (dst / "meta").mkdir(parents=True)
+    (dst / "data" / "chunk-000").mkdir(parents=True)
+    shutil.copy(src / "meta" / "tasks.jsonl", dst / "meta" / "tasks.jsonl")
+    index = 0
+    ep_lines, stat_lines = [], []
+    for new, old in enumerate(episodes):
+        t = pq.read_table(src / "data" / "chunk-000" / f"episode_{old:06d}.parquet")
+        n = t.num_rows
+        t = t.set_column(t.schema.get_field_index("episode_index"), "episode_index", pa.array(np.full(n, new, np.int64)))
+        t = t.set_column(t.schema.get_field_index("index"), "index", pa.array(np.arange(index, index + n, dtype=np.int64)))
+        pq.write_table(t, dst / "data" / "chunk-000" / f"episode_{new:06d}.parquet")
+        index += n
+        ep_lines.append(json.dumps({**eps[old], "episode_index": new}))
+        stat_lines.append(json.dumps({**stats[old], "episode_index": new}))
+        if with_video:
+            v = dst / "videos" / "chunk-000" / cam
+            v.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src / "videos" / "chunk-000" / cam / f"episode_{old:06d}.mp4", v / f"episode_{new:06d}.mp4")
+    (dst / "meta" / "episodes.jsonl").write_text("\n".join(ep_lines) + "\n")
+    (dst / "meta" / "episodes_stats.jsonl").write_text("\n".join(stat_lines) + "\n")
+    if not with_video:
+        del info["features"][cam]
+        info["video_path"] = None
+    info.update(total_episodes=len(episodes), total_frames=index, total_videos=len(episodes) if with_video else 0,
+                splits={"train": f"0:{len(episodes)}"})
+    (dst / "meta" / "info.json").write_text(json.dumps(info, indent=4))

@@ -350,3 +350,30 @@ def test_v3_synthetic_video_keyframes_inside_episodes(tmp_path):
     # the last frame of episode 0 and the first of episode 1 are neighbours in the file, not in an episode
     with pytest.raises(OSError, match=r"of episode 0: .*no frame within tolerance_s=0.0001 of t=1.3333"):
         ds[0].videos[key].frames_at([n / fps])
+
+
+def test_v3_stale_data_file_index_from_lerobot_converter(small_v3):
+    """lerobot 0.4.x's v2.1 -> v3.0 converter names the previous data file for the first episode of each new
+    file (huggingface/lerobot#2401); the reader finds the rows in the next file."""
+    meta = small_v3 / "meta" / "episodes" / "chunk-000" / "file-000.parquet"
+    t = pq.read_table(meta)
+    files = t.column("data/file_index").to_pylist()
+    assert files == [0, 0, 0, 0]
+    meta2 = small_v3 / "meta" / "episodes" / "chunk-000" / "file-001.parquet"
+    t2 = pq.read_table(meta2)
+    assert t2.column("episode_index").to_pylist() == [4, 5] and t2.column("data/file_index").to_pylist() == [1, 1]
+    stale = t2.set_column(t2.schema.get_field_index("data/file_index"), "data/file_index", pa.array([0, 1], pa.int64()))
+    pq.write_table(stale, meta2)
+    ds = datasets.open(small_v3)
+    ep = ds[4]
+    assert ep.metadata["source_file"] == str(small_v3 / "data" / "chunk-000" / "file-001.parquet")
+    assert_episode_matches_v21(ep, 4, {"tasks": [ep.language_instruction]})
+    # an episode in neither file is still an error naming the file
+    bad = t2.set_column(t2.schema.get_field_index("episode_index"), "episode_index", pa.array([4, 77], pa.int64()))
+    bad = bad.set_column(bad.schema.get_field_index("dataset_from_index"), "dataset_from_index",
+                         pa.array([t2.column("dataset_from_index")[0].as_py(), 10**6], pa.int64()))
+    bad = bad.set_column(bad.schema.get_field_index("dataset_to_index"), "dataset_to_index",
+                         pa.array([t2.column("dataset_to_index")[0].as_py(), 10**6 + t2.column("length")[1].as_py()], pa.int64()))
+    pq.write_table(bad, meta2)
+    with pytest.raises(OSError, match=r"file-001.parquet: holds no rows of episode 77"):
+        datasets.open(small_v3)[5]
