@@ -11,6 +11,10 @@ Layout of a store ``DST/``::
     streams/NNN/timestamps.npy   [total_S], float64 seconds or int64 nanoseconds (the manifest's time_unit)
     streams/NNN/episodes.npy     int64 [num_episodes + 1]: episode e's samples are rows episodes[e]:episodes[e+1]
 
+Cameras that a dataset keeps as video files (LeRobot's ``Episode.videos``) are not copied into a store:
+their paths stay in each episode's metadata (``extra["video/<key>"]``); decode their frames through
+``robocache.datasets``.
+
 ``NNN`` is the stream's position in the manifest (stream names such as ``steps/observation/image_0`` hold
 slashes). Conversion writes per-episode chunks into ``DST.partial/`` (so an interrupted conversion resumes
 where it stopped), concatenates them, checksums every file, writes the manifest last and renames the
