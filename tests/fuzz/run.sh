@@ -6,7 +6,7 @@ cd "$(dirname "$0")/../.."
 secs=${1:-20}
 CC=clang CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DROBOCACHE_CUDA=OFF -DROBOCACHE_BUILD_TESTS=OFF \
   -DROBOCACHE_BUILD_FUZZERS=ON -DROBOCACHE_WITH_RLDS=ON -DROBOCACHE_WITH_LEROBOT=OFF -DROBOCACHE_WITH_HDF5=OFF \
-  -DROBOCACHE_WITH_CALVIN=OFF -DROBOCACHE_WITH_IMAGE=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  -DROBOCACHE_WITH_CALVIN=OFF -DROBOCACHE_WITH_IMAGE=OFF -DROBOCACHE_WITH_VIDEO=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build/fuzz -j "$(nproc)" --target fuzz_npy fuzz_tfrecord_example
 python3 tests/fuzz/make_seeds.py build/fuzz/corpus
 mkdir -p build/fuzz/artifacts
