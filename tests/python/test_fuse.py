@@ -332,12 +332,17 @@ def many_streams(rng, B=7):
 
 @requires_cuda
 @pytest.mark.parametrize("boundary", ["clamp", "extrapolate", "nan"])
-def test_cuda_fuse_ten_mixed_streams_matches_cpu(rng, boundary):
+@pytest.mark.parametrize("concat", [False, True])  # concatenated: streams at unaligned output offsets
+def test_cuda_fuse_ten_mixed_streams_matches_cpu(rng, boundary, concat):
     streams, methods, quats = many_streams(rng)
     tgt = torch.from_numpy(np.sort(rng.uniform(-0.2, 1.5, (7, 37)), axis=1))  # T = 37: tiles span rows
-    kw = dict(methods=methods, quat_channels=quats, boundary=boundary, return_mask=True, concat=False)
+    kw = dict(methods=methods, quat_channels=quats, boundary=boundary, return_mask=True, concat=concat)
     cpu, cm = rc.fuse_multimodal(streams, tgt, **kw)
     gpu, gm = rc.fuse_multimodal({k: tuple(x.cuda() for x in v) for k, v in streams.items()}, tgt.cuda(), **kw)
+    if concat:
+        widths = np.cumsum([0] + [v[0].shape[-1] for v in streams.values()])
+        cpu = {k: cpu[..., widths[i]:widths[i + 1]] for i, k in enumerate(streams)}
+        gpu = {k: gpu[..., widths[i]:widths[i + 1]] for i, k in enumerate(streams)}
     for k in cpu:
         if k == "s3":  # slerp: CUDA's and glibc's sin/atan2 may differ in the last bit
             assert_close(gpu[k], as_f64(cpu[k]), 1e-6, f"{k} {boundary}")

@@ -6,6 +6,7 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <limits>
 #include <type_traits>
@@ -73,8 +74,10 @@ __device__ __forceinline__ int64_t device_row_length(const ResampleArgs& a, int6
 
 // Up to kMaxStreams problems (the streams of one alignment) that share dtypes, in one launch: stream k
 // owns blocks [block_end[k-1], block_end[k]), each a tile of `tile[k]` consecutive targets of the
-// flattened [B, T] target list. `vec[k]`: 16-byte loads and stores along a unit-stride D.
+// flattened [B, T] target list. `vec[k]`: kVector (16-byte loads and stores along a unit-stride D),
+// kVectorLoad (16-byte loads, element stores) or kScalar (any strides).
 constexpr int kMaxStreams = 8;
+constexpr int kScalar = 0, kVectorLoad = 1, kVector = 2;  // StreamTable::vec
 struct StreamTable {
   int n = 0;
   int tile[kMaxStreams];
@@ -141,13 +144,16 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) resample_kernel(const __
     __syncthreads();
 
     // 32-bit index arithmetic: the launcher keeps tile * D below 2^31.
-    if (VEC > 1 && table.vec[k]) {
-      // One 16-byte vector per step. (A 4-way unrolled variant that issued all loads first ran slower,
-      // 418 vs 277 us at B1024 S2048 T1024 D64 f32 on an H100: registers cost occupancy.)
+    if (VEC > 1 && table.vec[k] != kScalar) {
+      // One 16-byte vector per step; stored as one vector too where the output rows are aligned
+      // (kVector), else element by element (kVectorLoad: e.g. a stream at an odd offset of a
+      // concatenated output). (A 4-way unrolled variant that issued all loads first ran slower, 418 vs
+      // 277 us at B1024 S2048 T1024 D64 f32 on an H100: registers cost occupancy.)
       union Pack {
         uint4 raw;
         DT e[VEC];
       };
+      const bool store_vec = table.vec[k] == kVector;
       const unsigned nvec = static_cast<unsigned>(a.D / VEC);
       const unsigned n = static_cast<unsigned>(n_t) * nvec;
       for (unsigned idx = threadIdx.x; idx < n; idx += blockDim.x) {
@@ -171,7 +177,12 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) resample_kernel(const __
             for (int e = 0; e < VEC; ++e) po.e[e] = from_acc<DT>(lerp_rn(to_acc(pa.e[e]), to_acc(pb.e[e]), w));
           }
         }
-        *reinterpret_cast<uint4*>(out + sl.dst + d) = po.raw;
+        if (store_vec) {
+          *reinterpret_cast<uint4*>(out + sl.dst + d) = po.raw;
+        } else {
+#pragma unroll
+          for (int e = 0; e < VEC; ++e) out[sl.dst + d + e] = po.e[e];
+        }
       }
     } else {
       const unsigned D = static_cast<unsigned>(a.D);
@@ -374,22 +385,26 @@ Status read_fault(const ResampleArgs& a, const FaultKeys& k) {
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
-bool vector_ok(const ResampleArgs& a) {
+// How a stream's channels can be moved: 16-byte loads need a unit-stride, aligned source with D a whole
+// number of vectors; 16-byte stores need the same of the output.
+int vector_mode(const ResampleArgs& a) {
   const int64_t e = static_cast<int64_t>(dtype_size(a.data_dtype));
   const int64_t vec = 16 / e;
-  return a.data_sd == 1 && a.out_sd == 1 && a.D % vec == 0 && aligned16(a.data) && aligned16(a.out) &&
-         (a.data_ss * e) % 16 == 0 && (a.data_sb * e) % 16 == 0 && (a.out_st * e) % 16 == 0 &&
-         (a.out_sb * e) % 16 == 0;
+  const bool load = a.data_sd == 1 && a.D % vec == 0 && aligned16(a.data) && (a.data_ss * e) % 16 == 0 &&
+                    (a.data_sb * e) % 16 == 0;
+  if (!load || a.out_sd != 1) return kScalar;
+  const bool store = aligned16(a.out) && (a.out_st * e) % 16 == 0 && (a.out_sb * e) % 16 == 0;
+  return store ? kVector : kVectorLoad;
 }
 
 // Tiles (targets per block) for the streams of one launch: about eight elements or vectors per thread
-// (at most kMaxTile targets), then halved, largest first, while the launch would give the GPU fewer than
-// 1024 blocks, down to 16 targets.
-void plan_tiles(StreamTable* table) {
+// (at most kMaxTile targets), then halved, largest first, while the launch would not fill every
+// multiprocessor with kMinBlocks blocks (`min_blocks`), down to 16 targets.
+void plan_tiles(StreamTable* table, int64_t min_blocks) {
   const auto targets = [&](int k) { return table->s[k].B * table->s[k].T; };
   for (int k = 0; k < table->n; ++k) {
     const ResampleArgs& a = table->s[k];
-    const int64_t nvec = table->vec[k] ? a.D / (16 / static_cast<int64_t>(dtype_size(a.data_dtype))) : a.D;
+    const int64_t nvec = table->vec[k] != kScalar ? a.D / (16 / static_cast<int64_t>(dtype_size(a.data_dtype))) : a.D;
     const int64_t want = (8 * kThreads + nvec - 1) / std::max<int64_t>(nvec, 1);
     table->tile[k] = static_cast<int>(std::min<int64_t>(std::max<int64_t>(want, 1), kMaxTile));
   }
@@ -403,25 +418,25 @@ void plan_tiles(StreamTable* table) {
         widest = k;
       }
     }
-    if (blocks >= 1024 || widest < 0) break;
+    if (blocks >= min_blocks || widest < 0) break;
     table->tile[widest] /= 2;
   }
 }
 
 // One launch for `idx` (streams of one dtype group, at most kMaxStreams).
 template <class DT, class TT, class TG>
-Status launch_group(const ResampleArgs* args, const int* idx, int n, cudaStream_t stream) {
+Status launch_group(const ResampleArgs* args, const int* idx, int n, int64_t min_blocks, cudaStream_t stream) {
   StreamTable table;
   table.n = n;
   for (int j = 0; j < n; ++j) {
     table.s[j] = args[idx[j]];
-    table.vec[j] = vector_ok(table.s[j]) ? 1 : 0;
+    table.vec[j] = vector_mode(table.s[j]);
     if (table.s[j].D * kMaxTile >= (int64_t{1} << 31)) {
       return invalid_argument("resample (CUDA): D = ", table.s[j].D, " channels per sample is more than this "
                               "backend supports (", (int64_t{1} << 31) / kMaxTile - 1, ")");
     }
   }
-  plan_tiles(&table);
+  plan_tiles(&table, min_blocks);
   int64_t blocks = 0;
   for (int j = 0; j < n; ++j) {
     blocks += (table.s[j].B * table.s[j].T + table.tile[j] - 1) / table.tile[j];
@@ -434,12 +449,12 @@ Status launch_group(const ResampleArgs* args, const int* idx, int n, cudaStream_
 }
 
 template <class TT, class TG>
-Status launch_times(const ResampleArgs* args, const int* idx, int n, cudaStream_t stream) {
+Status launch_times(const ResampleArgs* args, const int* idx, int n, int64_t min_blocks, cudaStream_t stream) {
   switch (args[idx[0]].data_dtype) {
-    case DType::Float32: return launch_group<float, TT, TG>(args, idx, n, stream);
-    case DType::Float64: return launch_group<double, TT, TG>(args, idx, n, stream);
-    case DType::Float16: return launch_group<__half, TT, TG>(args, idx, n, stream);
-    case DType::BFloat16: return launch_group<__nv_bfloat16, TT, TG>(args, idx, n, stream);
+    case DType::Float32: return launch_group<float, TT, TG>(args, idx, n, min_blocks, stream);
+    case DType::Float64: return launch_group<double, TT, TG>(args, idx, n, min_blocks, stream);
+    case DType::Float16: return launch_group<__half, TT, TG>(args, idx, n, min_blocks, stream);
+    case DType::BFloat16: return launch_group<__nv_bfloat16, TT, TG>(args, idx, n, min_blocks, stream);
     default: return type_error("resample: unsupported data dtype ", dtype_name(args[idx[0]].data_dtype));
   }
 }
@@ -456,7 +471,15 @@ Status with_time_types(DType s, DType g, Fn&& fn) {
 }
 
 // Groups streams by (data dtype, time dtypes) and launches each group once.
-Status launch_all(const ResampleArgs* args, int n, cudaStream_t stream) {
+Status launch_all(const ResampleArgs* args, int n, int device, cudaStream_t stream) {
+  // Cached per device: one attribute query per process and device.
+  static std::atomic<int> sm_count[64] = {};
+  int sms = sm_count[device].load(std::memory_order_relaxed);
+  if (sms == 0) {
+    ROBOCACHE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    sm_count[device].store(sms, std::memory_order_relaxed);
+  }
+  const int64_t min_blocks = static_cast<int64_t>(sms) * kMinBlocks;
   std::vector<bool> done(n, false);
   for (int k = 0; k < n; ++k) {
     if (done[k]) continue;
@@ -471,7 +494,7 @@ Status launch_all(const ResampleArgs* args, int n, cudaStream_t stream) {
       done[j] = true;
     }
     ROBOCACHE_RETURN_IF_ERROR(with_time_types(args[k].time_dtype, args[k].tgt_dtype, [&](auto tt, auto tg) {
-      return launch_times<decltype(tt), decltype(tg)>(args, idx, m, stream);
+      return launch_times<decltype(tt), decltype(tg)>(args, idx, m, min_blocks, stream);
     }));
   }
   return Status::ok();
@@ -484,7 +507,8 @@ Status resample_cuda(const ResampleArgs* args, int n, const char* const* names, 
   auto* stream = static_cast<cudaStream_t>(stream_ptr);
   core::CudaDeviceGuard guard(device);
   ROBOCACHE_CUDA_CHECK(guard.error());
-  if (!check) return launch_all(args, n, stream);
+  if (device < 0 || device >= 64) return invalid_argument("CUDA device index ", device, " is out of range");
+  if (!check) return launch_all(args, n, device, stream);
 
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
   ROBOCACHE_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
@@ -527,7 +551,7 @@ Status resample_cuda(const ResampleArgs* args, int n, const char* const* names, 
     ROBOCACHE_CUDA_CHECK(cudaEventRecord(s->done, stream));
     // The resampling is queued before the host waits, so only the check's latency is exposed. It is
     // memory-safe on bad input (lengths are clamped in-kernel); on a fault its output is discarded.
-    if (k0 + m >= n) ROBOCACHE_RETURN_IF_ERROR(launch_all(args, n, stream));
+    if (k0 + m >= n) ROBOCACHE_RETURN_IF_ERROR(launch_all(args, n, device, stream));
     ROBOCACHE_CUDA_CHECK(cudaEventSynchronize(s->done));
     for (int j = 0; j < m; ++j) {
       const ResampleArgs& a = args[k0 + j];
