@@ -1,8 +1,7 @@
 // CUDA backend of resample_trajectories, the twin of resample_cpu.cpp.
-// Each warp takes a tile of consecutive targets of the flattened [B, T] list: first one lane per target
-// finds its bracket (one binary search per target row, never per element), then the whole warp streams
-// the D channels of the tile with 16-byte loads and stores where the layout allows. All the streams of
-// an alignment that share dtypes run in one launch.
+// A block takes a tile of targets of one batch row: first one thread per target finds its bracket
+// (one binary search per target row, never per element), then the whole block streams the D channels
+// of the tile with 16-byte loads and stores where the layout allows.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -22,10 +21,7 @@ namespace robocache::ops {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kWarps = kThreads / 32;
-// A warp takes a tile of at most 32 targets (one searching lane each) and streams their channels; a block
-// is kWarps such tiles. Warps never wait for each other: while one searches, the others stream.
-constexpr int kMaxWarpTile = 32;
+constexpr int kMaxTile = 256;  // targets per block; one searching thread each
 #ifndef ROBOCACHE_RESAMPLE_MIN_BLOCKS
 #define ROBOCACHE_RESAMPLE_MIN_BLOCKS 5
 #endif
@@ -77,8 +73,8 @@ __device__ __forceinline__ int64_t device_row_length(const ResampleArgs& a, int6
 }
 
 // Up to kMaxStreams problems (the streams of one alignment) that share dtypes, in one launch: stream k
-// owns blocks [block_end[k-1], block_end[k]), each kWarps warp tiles of `tile[k]` consecutive targets of
-// the flattened [B, T] target list. `vec[k]`: kVector (16-byte loads and stores along a unit-stride D),
+// owns blocks [block_end[k-1], block_end[k]), each a tile of `tile[k]` consecutive targets of the
+// flattened [B, T] target list. `vec[k]`: kVector (16-byte loads and stores along a unit-stride D),
 // kVectorLoad (16-byte loads, element stores) or kScalar (any strides).
 constexpr int kMaxStreams = 8;
 constexpr int kScalar = 0, kVectorLoad = 1, kVector = 2;  // StreamTable::vec
@@ -115,12 +111,10 @@ using CompareT = std::conditional_t<std::is_same_v<TT, TG>, TT, double>;
 // checked unit stride along D and alignment); the other streams take the scalar path, any strides.
 template <class DT, class TT, class TG, int VEC>
 __global__ void __launch_bounds__(kThreads, kMinBlocks) resample_kernel(const __grid_constant__ StreamTable table) {
-  __shared__ TargetSlot block_slots[kWarps][kMaxWarpTile];
+  __shared__ TargetSlot slots[kMaxTile];
   using A = Acc<DT>;
   using CT = CompareT<TT, TG>;
   const int64_t total = table.block_end[table.n - 1];
-  const unsigned lane = threadIdx.x % 32;
-  TargetSlot* slots = block_slots[threadIdx.x / 32];
 
   for (int64_t blk = blockIdx.x; blk < total; blk += gridDim.x) {
     int k = 0;
@@ -128,14 +122,13 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) resample_kernel(const __
     // A by-value copy: fields read in the inner loops stay in registers (through the reference to the
     // __grid_constant__ table, the compiler reloaded them around every store).
     const ResampleArgs a = table.s[k];
-    const int tile = table.tile[k];
-    const int64_t f0 = ((blk - (k > 0 ? table.block_end[k - 1] : 0)) * kWarps + threadIdx.x / 32) * tile;
-    const int n_t = static_cast<int>(max(int64_t{0}, min(static_cast<int64_t>(tile), a.B * a.T - f0)));
+    const int64_t f0 = (blk - (k > 0 ? table.block_end[k - 1] : 0)) * table.tile[k];
+    const int n_t = static_cast<int>(min(static_cast<int64_t>(table.tile[k]), a.B * a.T - f0));
     const auto* data = static_cast<const DT*>(a.data);
     auto* out = static_cast<DT*>(a.out);
 
-    if (static_cast<int>(lane) < n_t) {
-      const int64_t f = f0 + lane;
+    if (static_cast<int>(threadIdx.x) < n_t) {
+      const int64_t f = f0 + threadIdx.x;
       const int64_t b = f / a.T;
       const int64_t t = f - b * a.T;
       const TimeRow<TT, CT> row{static_cast<const TT*>(a.src_t) + b * a.st_sb, a.st_ss};
@@ -143,14 +136,14 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) resample_kernel(const __
       const CT tv = static_cast<CT>(static_cast<const TG*>(a.tgt_t)[b * a.tt_sb + t * a.tt_st]);
       const int64_t ub = upper_bound(row, int64_t{0}, len, tv);
       const Blend bl = make_blend(row, len, tv, ub, a.method, a.boundary);
-      slots[lane] = TargetSlot{b * a.data_sb + bl.i0 * a.data_ss, b * a.data_sb + bl.i1 * a.data_ss,
+      slots[threadIdx.x] = TargetSlot{b * a.data_sb + bl.i0 * a.data_ss, b * a.data_sb + bl.i1 * a.data_ss,
                                       b * a.out_sb + t * a.out_st, bl.w,
                                       bl.missing ? kMissing : (bl.i0 == bl.i1 ? kCopy : kBlend)};
       if (a.mask != nullptr) a.mask[b * a.mask_sb + t * a.mask_st] = bl.inside;
     }
-    __syncwarp();
+    __syncthreads();
 
-    // 32-bit index arithmetic: the launcher keeps 32 * D below 2^31.
+    // 32-bit index arithmetic: the launcher keeps tile * D below 2^31.
     if (VEC > 1 && table.vec[k] != kScalar) {
       // One 16-byte vector per step; stored as one vector too where the output rows are aligned
       // (kVector), else element by element (kVectorLoad: e.g. a stream at an odd offset of a
@@ -163,7 +156,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) resample_kernel(const __
       const bool store_vec = table.vec[k] == kVector;
       const unsigned nvec = static_cast<unsigned>(a.D / VEC);
       const unsigned n = static_cast<unsigned>(n_t) * nvec;
-      for (unsigned idx = lane; idx < n; idx += 32) {
+      for (unsigned idx = threadIdx.x; idx < n; idx += blockDim.x) {
         const unsigned j = idx / nvec;
         const unsigned d = (idx - j * nvec) * VEC;
         const TargetSlot sl = slots[j];
@@ -194,7 +187,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) resample_kernel(const __
     } else {
       const unsigned D = static_cast<unsigned>(a.D);
       const unsigned n = static_cast<unsigned>(n_t) * D;
-      for (unsigned idx = lane; idx < n; idx += 32) {
+      for (unsigned idx = threadIdx.x; idx < n; idx += blockDim.x) {
         const unsigned j = idx / D;
         const int64_t d = idx - j * D;
         const TargetSlot sl = slots[j];
@@ -209,10 +202,12 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) resample_kernel(const __
       }
     }
     if (a.method == InterpMethod::Slerp) {
-      __syncwarp();
-      if (static_cast<int>(lane) < n_t) slerp_target<DT>(slots[lane], data, out, a.data_sd, a.out_sd, a.quat);
+      __syncthreads();
+      if (static_cast<int>(threadIdx.x) < n_t) {
+        slerp_target<DT>(slots[threadIdx.x], data, out, a.data_sd, a.out_sd, a.quat);
+      }
     }
-    __syncwarp();  // the slots are rewritten by the next tile
+    __syncthreads();
   }
 }
 
@@ -402,23 +397,23 @@ int vector_mode(const ResampleArgs& a) {
   return store ? kVector : kVectorLoad;
 }
 
-// Warp tiles (targets per warp) for the streams of one launch: about eight elements or vectors per lane (at
-// most kMaxWarpTile targets), then halved, largest first, while the launch would not fill every
-// multiprocessor with kMinBlocks blocks (`min_blocks`), down to 2 targets per warp.
+// Tiles (targets per block) for the streams of one launch: about eight elements or vectors per thread
+// (at most kMaxTile targets), then halved, largest first, while the launch would not fill every
+// multiprocessor with kMinBlocks blocks (`min_blocks`), down to 16 targets.
 void plan_tiles(StreamTable* table, int64_t min_blocks) {
   const auto targets = [&](int k) { return table->s[k].B * table->s[k].T; };
   for (int k = 0; k < table->n; ++k) {
     const ResampleArgs& a = table->s[k];
     const int64_t nvec = table->vec[k] != kScalar ? a.D / (16 / static_cast<int64_t>(dtype_size(a.data_dtype))) : a.D;
-    const int64_t want = (8 * 32 + nvec - 1) / std::max<int64_t>(nvec, 1);
-    table->tile[k] = static_cast<int>(std::min<int64_t>(std::max<int64_t>(want, 1), kMaxWarpTile));
+    const int64_t want = (8 * kThreads + nvec - 1) / std::max<int64_t>(nvec, 1);
+    table->tile[k] = static_cast<int>(std::min<int64_t>(std::max<int64_t>(want, 1), kMaxTile));
   }
   for (;;) {
     int64_t blocks = 0;
     int widest = -1;
     for (int k = 0; k < table->n; ++k) {
-      blocks += (targets(k) + kWarps * table->tile[k] - 1) / (kWarps * table->tile[k]);
-      if (table->tile[k] > 2 && kWarps * table->tile[k] < 2 * targets(k) &&
+      blocks += (targets(k) + table->tile[k] - 1) / table->tile[k];
+      if (table->tile[k] > 16 && table->tile[k] < 2 * targets(k) &&
           (widest < 0 || table->tile[k] > table->tile[widest])) {
         widest = k;
       }
@@ -436,16 +431,15 @@ Status launch_group(const ResampleArgs* args, const int* idx, int n, int64_t min
   for (int j = 0; j < n; ++j) {
     table.s[j] = args[idx[j]];
     table.vec[j] = vector_mode(table.s[j]);
-    if (table.s[j].D * kMaxWarpTile >= (int64_t{1} << 31)) {
+    if (table.s[j].D * kMaxTile >= (int64_t{1} << 31)) {
       return invalid_argument("resample (CUDA): D = ", table.s[j].D, " channels per sample is more than this "
-                              "backend supports (", (int64_t{1} << 31) / kMaxWarpTile - 1, ")");
+                              "backend supports (", (int64_t{1} << 31) / kMaxTile - 1, ")");
     }
   }
   plan_tiles(&table, min_blocks);
   int64_t blocks = 0;
   for (int j = 0; j < n; ++j) {
-    const int64_t per_block = int64_t{kWarps} * table.tile[j];
-    blocks += (table.s[j].B * table.s[j].T + per_block - 1) / per_block;
+    blocks += (table.s[j].B * table.s[j].T + table.tile[j] - 1) / table.tile[j];
     table.block_end[j] = blocks;
   }
   const auto grid = static_cast<unsigned>(std::min<int64_t>(blocks, int64_t{1} << 30));
