@@ -78,14 +78,31 @@ __device__ __forceinline__ int64_t device_row_length(const ResampleArgs& a, int6
 // kVectorLoad (16-byte loads, element stores) or kScalar (any strides).
 constexpr int kMaxStreams = 8;
 constexpr int kScalar = 0, kVectorLoad = 1, kVector = 2;  // StreamTable::vec
-struct StreamTable {
+// N: the table's capacity. A one-stream call launches with a one-entry table: the parameter block is
+// copied at every launch, and 1.7 KB of unused entries cost launch time.
+template <int N>
+struct StreamTableN {
   int n = 0;
-  int tile[kMaxStreams];
-  int vec[kMaxStreams];
-  int64_t block_end[kMaxStreams];
-  ResampleArgs s[kMaxStreams];
+  int tile[N];
+  int vec[N];
+  int64_t block_end[N];
+  ResampleArgs s[N];
 };
+using StreamTable = StreamTableN<kMaxStreams>;
 static_assert(sizeof(StreamTable) < 4000, "kernel parameters are limited to 4 KB");
+
+template <int N, int M>
+StreamTableN<N> shrink(const StreamTableN<M>& t) {
+  StreamTableN<N> r;
+  r.n = t.n;
+  for (int k = 0; k < t.n; ++k) {
+    r.tile[k] = t.tile[k];
+    r.vec[k] = t.vec[k];
+    r.block_end[k] = t.block_end[k];
+    r.s[k] = t.s[k];
+  }
+  return r;
+}
 
 // The quaternion channels of one target were blended linearly with the rest; redo them along the arc,
 // in float64.
@@ -109,8 +126,9 @@ using CompareT = std::conditional_t<std::is_same_v<TT, TG>, TT, double>;
 
 // VEC: elements per 16-byte vector of DT, used by the streams whose table entry has vec set (the launcher
 // checked unit stride along D and alignment); the other streams take the scalar path, any strides.
-template <class DT, class TT, class TG, int VEC>
-__global__ void __launch_bounds__(kThreads, kMinBlocks) resample_kernel(const __grid_constant__ StreamTable table) {
+template <class DT, class TT, class TG, int VEC, int N>
+__global__ void __launch_bounds__(kThreads, kMinBlocks)
+    resample_kernel(const __grid_constant__ StreamTableN<N> table) {
   __shared__ TargetSlot slots[kMaxTile];
   using A = Acc<DT>;
   using CT = CompareT<TT, TG>;
@@ -239,18 +257,31 @@ __device__ __forceinline__ bool device_is_nan(TT v) {
 // block_end[k]): first len_blocks[k] blocks over its lengths, then one block per kCheckChunk source times
 // of each source row, then the same over each target row. No division per element.
 constexpr int kCheckChunk = 2048;
-struct CheckTable {
+template <int N>
+struct CheckTableN {
   int n = 0;
-  int slot[kMaxStreams];  // entry q uses state[slot[q]] and host[slot[q]]; the counter is state[slot[0]]'s
-  int64_t block_end[kMaxStreams];
-  int64_t len_blocks[kMaxStreams];
-  int64_t src_blocks[kMaxStreams];
-  ResampleArgs s[kMaxStreams];
+  int slot[N];  // entry q uses state[slot[q]] and host[slot[q]]; the counter is state[slot[0]]'s
+  int64_t block_end[N];
+  int64_t len_blocks[N];
+  int64_t src_blocks[N];
+  ResampleArgs s[N];
 };
+using CheckTable = CheckTableN<kMaxStreams>;
 static_assert(sizeof(CheckTable) < 4000, "kernel parameters are limited to 4 KB");
 
-template <class TT, class TG>
-__global__ void validate_kernel(const __grid_constant__ CheckTable table, FaultState* state, FaultKeys* host) {
+CheckTableN<1> shrink_check(const CheckTable& t) {
+  CheckTableN<1> r;
+  r.n = 1;
+  r.slot[0] = t.slot[0];
+  r.block_end[0] = t.block_end[0];
+  r.len_blocks[0] = t.len_blocks[0];
+  r.src_blocks[0] = t.src_blocks[0];
+  r.s[0] = t.s[0];
+  return r;
+}
+
+template <class TT, class TG, int N>
+__global__ void validate_kernel(const __grid_constant__ CheckTableN<N> table, FaultState* state, FaultKeys* host) {
   const int64_t total = table.block_end[table.n - 1];
   for (int64_t blk = blockIdx.x; blk < total; blk += gridDim.x) {
     int k = 0;
@@ -443,7 +474,11 @@ Status launch_group(const ResampleArgs* args, const int* idx, int n, int64_t min
     table.block_end[j] = blocks;
   }
   const auto grid = static_cast<unsigned>(std::min<int64_t>(blocks, int64_t{1} << 30));
-  resample_kernel<DT, TT, TG, 16 / sizeof(DT)><<<grid, kThreads, 0, stream>>>(table);
+  if (n == 1) {
+    resample_kernel<DT, TT, TG, 16 / sizeof(DT), 1><<<grid, kThreads, 0, stream>>>(shrink<1>(table));
+  } else {
+    resample_kernel<DT, TT, TG, 16 / sizeof(DT), kMaxStreams><<<grid, kThreads, 0, stream>>>(table);
+  }
   ROBOCACHE_CUDA_CHECK(cudaGetLastError());
   return Status::ok();
 }
@@ -543,7 +578,13 @@ Status resample_cuda(const ResampleArgs* args, int n, const char* const* names, 
       }
       const auto grid = static_cast<unsigned>(std::min<int64_t>(blocks, 8192));
       ROBOCACHE_RETURN_IF_ERROR(with_time_types(first.time_dtype, first.tgt_dtype, [&](auto tt, auto tg) {
-        validate_kernel<decltype(tt), decltype(tg)><<<grid, kThreads, 0, stream>>>(table, s->state, s->host);
+        using TT = decltype(tt);
+        using TG = decltype(tg);
+        if (table.n == 1) {
+          validate_kernel<TT, TG, 1><<<grid, kThreads, 0, stream>>>(shrink_check(table), s->state, s->host);
+        } else {
+          validate_kernel<TT, TG, kMaxStreams><<<grid, kThreads, 0, stream>>>(table, s->state, s->host);
+        }
         ROBOCACHE_CUDA_CHECK(cudaGetLastError());
         return Status::ok();
       }));
