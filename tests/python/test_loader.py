@@ -12,6 +12,12 @@ from conftest import HAS_CUDA, requires_cuda, shared_data
 torch = pytest.importorskip("torch")
 
 
+def Loader(*args, **kw):
+    """robocache.Loader on the CPU unless a test names the device (the default is CUDA)."""
+    kw.setdefault("device", "cpu")
+    return robocache.Loader(*args, **kw)
+
+
 # ------------------------------------------------------------------------------------------------ reference
 
 def ref_resample(data, ts, tgt, method):
@@ -139,7 +145,7 @@ METHODS = {"quat": "slerp", "gripper": "hold", "cam": "hold"}
 
 def test_every_batch_matches_reference(multirate):
     st, eps = multirate
-    L = robocache.Loader(st, batch_size=7, window=0.5, target_hz=19, streams=STREAMS, methods={"quat": "slerp"},
+    L = Loader(st, batch_size=7, window=0.5, target_hz=19, streams=STREAMS, methods={"quat": "slerp"},
                          seed=3)
     want, T = ref_windows(eps, STREAMS, 0.5, 19)
     assert L.T == T == 10 and L.num_windows == len(want) and len(L) == -(-len(want) // 7)
@@ -153,7 +159,7 @@ def test_every_batch_matches_reference(multirate):
     assert len(seen) == len(want)
     np.testing.assert_allclose(sorted(seen), sorted(want), atol=1e-9)
     # some windows are padded for the late "force" stream, some not
-    assert 0 < sum(not b["masks"]["force"].all() for b in robocache.Loader(st, batch_size=1, window=0.5, target_hz=19,
+    assert 0 < sum(not b["masks"]["force"].all() for b in Loader(st, batch_size=1, window=0.5, target_hz=19,
                                                                               streams=["force", "joint"], shuffle=False))
 
 
@@ -165,7 +171,7 @@ def test_nanosecond_epoch_timestamps(tmp_path, rng):
         eps.append({"a": (rng.normal(size=(S, 3)).astype(np.float32), t),
                     "b": (rng.normal(size=(len(t2), 1)), t2)})
     st = store.write_store(tmp_path / "st", eps)
-    L = robocache.Loader(st, batch_size=4, window=0.2, target_hz=40, streams=["a", "b"], seed=1)
+    L = Loader(st, batch_size=4, window=0.2, target_hz=40, streams=["a", "b"], seed=1)
     _, T = ref_windows(eps, ["a", "b"], 0.2, 40)
     n = 0
     for batch in L:
@@ -176,7 +182,7 @@ def test_nanosecond_epoch_timestamps(tmp_path, rng):
 
 def test_stride_and_no_shuffle(multirate):
     st, eps = multirate
-    L = robocache.Loader(st, batch_size=5, window=0.4, target_hz=10, streams=["joint", "cam"], stride=0.25,
+    L = Loader(st, batch_size=5, window=0.4, target_hz=10, streams=["joint", "cam"], stride=0.25,
                          shuffle=False)
     want, T = ref_windows(eps, ["joint", "cam"], 0.4, 10, stride=0.25)
     got = [w for b in L for w in zip(b["episode"].tolist(), b["start_time"].tolist())]
@@ -188,7 +194,7 @@ def test_stride_and_no_shuffle(multirate):
 def test_drop_last(multirate):
     st, _ = multirate
     kw = dict(batch_size=6, window=0.5, target_hz=19, streams=["joint"])
-    a, b = robocache.Loader(st, **kw), robocache.Loader(st, drop_last=True, **kw)
+    a, b = Loader(st, **kw), Loader(st, drop_last=True, **kw)
     assert len(a) == -(-a.num_windows // 6) and len(b) == a.num_windows // 6
     assert all(len(x["episode"]) == 6 for x in b)
     assert sum(len(x["episode"]) for x in a) == a.num_windows
@@ -206,9 +212,9 @@ def test_same_seed_same_batches_and_resume(multirate):
                 break
         return out
 
-    a = run(robocache.Loader(st, seed=7, **kw))
-    b = run(robocache.Loader(st, seed=7, **kw))
-    c = run(robocache.Loader(st, seed=8, **kw))
+    a = run(Loader(st, seed=7, **kw))
+    b = run(Loader(st, seed=7, **kw))
+    c = run(Loader(st, seed=8, **kw))
     assert [x["episode"].tolist() for x in a] == [x["episode"].tolist() for x in b]
     for x, y in zip(a, b):
         for n in kw["streams"]:
@@ -216,11 +222,11 @@ def test_same_seed_same_batches_and_resume(multirate):
     assert [x["start_time"].tolist() for x in a] != [x["start_time"].tolist() for x in c]
 
     # stop after 3 batches, resume in a new loader: the rest of the epoch, then the next epoch
-    first = robocache.Loader(st, seed=7, **kw)
+    first = Loader(st, seed=7, **kw)
     run(first, 3)
     state = first.state_dict()
     assert state["epoch"] == 0 and state["batch"] == 3
-    second = robocache.Loader(st, seed=7, **kw)
+    second = Loader(st, seed=7, **kw)
     second.load_state_dict(state)
     rest = run(second)
     assert len(rest) == len(a) - 3
@@ -231,11 +237,11 @@ def test_same_seed_same_batches_and_resume(multirate):
     assert len(epoch1) == len(a)
     assert [x["start_time"].tolist() for x in epoch1] != [x["start_time"].tolist() for x in a]
     # early break in the same loader resumes in place, too
-    third = robocache.Loader(st, seed=7, **kw)
+    third = Loader(st, seed=7, **kw)
     run(third, 2)
     assert torch.equal(next(iter(third))["start_time"], a[2]["start_time"])
     with pytest.raises(ValueError, match="seed=7 but this Loader has 8"):
-        robocache.Loader(st, seed=8, **kw).load_state_dict(state)
+        Loader(st, seed=8, **kw).load_state_dict(state)
 
 
 def test_lerobot_real_matches_reader(tmp_path):
@@ -243,7 +249,7 @@ def test_lerobot_real_matches_reader(tmp_path):
     st = store.convert(src, tmp_path / "g1", progress=False)
     ds = datasets.open(src)
     names = ["observation.state", "action", "frame_index"]
-    L = robocache.Loader(st, batch_size=16, window=0.5, target_hz=50, streams=names, seed=0)
+    L = Loader(st, batch_size=16, window=0.5, target_hz=50, streams=names, seed=0)
     eps = {}
     for i, batch in enumerate(L):
         for e in batch["episode"].tolist():
@@ -260,7 +266,7 @@ def test_rlds_real_images_and_rate(tmp_path):
     st = store.convert(src, tmp_path / "bridge", progress=False, rate_hz=5.0)
     ds = datasets.open(src, rate_hz=5.0)
     names = ["steps/observation/state", "steps/observation/image_0", "steps/is_first"]
-    L = robocache.Loader(st, batch_size=8, window=1.0, target_hz=12, streams=names, seed=2)
+    L = Loader(st, batch_size=8, window=1.0, target_hz=12, streams=names, seed=2)
     assert L.num_windows == 50 * (int(np.floor((9 / 5 - 11 / 12) * 12 + 1e-9)) + 1)
     eps = {e: {n: ((ds[e][n].items() if ds[e][n].kind == "bytes" else ds[e][n].numpy()), ds[e][n].timestamps)
                for n in names} for e in range(len(ds))}
@@ -280,7 +286,7 @@ def test_bad_input_before_the_first_batch(multirate, tmp_path):
 
     def bad(match, **over):
         with pytest.raises(ValueError, match=match):
-            robocache.Loader(st, **dict(kw, **over))
+            Loader(st, **dict(kw, **over))
 
     bad("window=30.0 s .* is longer than every episode .* the longest spans", window=30.0)
     bad(r"streams: no stream \['jiont'\] in store", streams=["joint", "jiont"])
@@ -310,34 +316,43 @@ def test_corrupt_store_is_refused(multirate):
         fh.seek(-3, 2)
         fh.write(b"\x00\x01\x02")
     with pytest.raises(ValueError, match="timestamps.npy fails its SHA-256"):
-        robocache.Loader(st.path, batch_size=2, window=0.5, target_hz=19, streams=["joint"])
+        Loader(st.path, batch_size=2, window=0.5, target_hz=19, streams=["joint"])
 
 
 def test_text_stream_is_refused(tmp_path, rng):
     st = store.write_store(tmp_path / "st", [{"text": ([b"pick", b"place"], np.array([0.0, 1.0]))}],
                            encodings={"text": "utf-8"})
     with pytest.raises(ValueError, match="stream 'text' holds utf-8 bytes"):
-        robocache.Loader(st, batch_size=1, window=0.5, target_hz=2, streams="text")
+        Loader(st, batch_size=1, window=0.5, target_hz=2, streams="text")
 
 
 def test_error_in_a_worker_is_raised_not_hung(multirate):
     st, _ = multirate
     cam = st.streams["cam"]
     data = np.load(st.path + "/" + st.manifest["streams"][4]["dir"] + "/data.npy", mmap_mode="r+")
-    data[:] = 7  # no image decodes any more
+    data[int(cam.items[1]):] = 7  # no image but the first decodes any more (the loader checks the first one)
     data.flush()
-    L = robocache.Loader(st.path, batch_size=3, window=0.5, target_hz=19, streams=["cam"], verify=False)
+    L = Loader(st.path, batch_size=3, window=0.5, target_hz=19, streams=["cam"], verify=False, num_threads=2)
+    it = iter(L)
+    with pytest.raises(OSError, match=r"cam\[\d+\] in store .*: not a JPEG or PNG image"):
+        next(it)
+    assert cam.kind == "bytes"
+    # the loader is usable again: a new iteration fails the same way, and destroying it mid-epoch returns
     with pytest.raises(OSError, match=r"cam\[\d+\] in store"):
         next(iter(L))
-    assert cam.kind == "bytes"
+    del it, L
+    data[:] = 7  # the first image too: refused when the loader is made
+    data.flush()
+    with pytest.raises(OSError, match=r"cam\[0\] in store .*: not a JPEG or PNG image"):
+        Loader(st.path, batch_size=3, window=0.5, target_hz=19, streams=["cam"], verify=False)
 
 
 @requires_cuda
 def test_cuda_matches_cpu(multirate):
     st, eps = multirate
     kw = dict(batch_size=5, window=0.5, target_hz=19, streams=STREAMS, methods={"quat": "slerp"}, seed=4)
-    cpu = list(robocache.Loader(st, **kw))
-    gpu = list(robocache.Loader(st, device="cuda", **kw))
+    cpu = list(Loader(st, **kw))
+    gpu = list(Loader(st, device="cuda", **kw))
     assert len(cpu) == len(gpu)
     for a, b in zip(cpu, gpu):
         for n in STREAMS:
@@ -352,7 +367,7 @@ def test_raw_image_store(tmp_path):
     st = store.convert(src, tmp_path / "raw", progress=False, images="raw", rate_hz=5.0)
     ds = datasets.open(src, rate_hz=5.0)
     names = ["steps/observation/image_2", "steps/action"]
-    L = robocache.Loader(st, batch_size=6, window=0.6, target_hz=7, streams=names, seed=5)
+    L = Loader(st, batch_size=6, window=0.6, target_hz=7, streams=names, seed=5)
     for i, batch in enumerate(L):
         eps = {e: {n: (ds[e][n].decode() if ds[e][n].kind == "bytes" else ds[e][n].numpy(), ds[e][n].timestamps)
                    for n in names} for e in batch["episode"].tolist()}
@@ -365,39 +380,34 @@ def test_raw_image_store(tmp_path):
 def test_short_episodes_are_skipped_and_counted(tmp_path, rng):
     eps = [{"a": (rng.normal(size=(S, 2)), np.arange(S) / 10.0)} for S in (3, 30, 8, 12)]
     st = store.write_store(tmp_path / "st", eps)
-    L = robocache.Loader(st, batch_size=4, window=1.0, target_hz=10, streams="a", shuffle=False)
+    L = Loader(st, batch_size=4, window=1.0, target_hz=10, streams="a", shuffle=False)
     assert L.episodes_skipped == 2  # 3 and 8 samples span 0.2 s and 0.7 s < 0.9 s
     assert sorted(set(L.windows(0)[0][:, 0].tolist())) == [1]
     assert L.num_windows == (30 - 10 + 1) + (12 - 10 + 1)
 
 
-def test_prefetch_bounds_the_batches_built_ahead(multirate, monkeypatch):
-    import threading
+def test_prefetch_bounds_the_batches_built_ahead(multirate):
     import time
 
     st, _ = multirate
-    L = robocache.Loader(st, batch_size=2, window=0.5, target_hz=19, streams=["joint"], prefetch=1, num_threads=2)
+    L = Loader(st, batch_size=2, window=0.5, target_hz=19, streams=["joint"], prefetch=1, num_threads=2)
     assert len(L) > 8
-    built = []
-    real = L._build
-    lock = threading.Lock()
-
-    def counting(*a):
-        with lock:
-            built.append(1)
-        return real(*a)
-
-    monkeypatch.setattr(L, "_build", counting)
     it = iter(L)
-    next(it)
+    first = next(it)
     time.sleep(0.3)  # give the workers every chance to run ahead
-    assert len(built) <= 1 + 2  # the consumed batch, plus prefetch * num_threads
+    built = L.stats()["batches_built"]
+    assert 1 < built <= 1 + 2  # the consumed batch, plus prefetch * num_threads
+    # the consumer holds batches: the pipeline allocates new buffers rather than block, and every batch
+    # is different memory
+    held = [first] + [next(it) for _ in range(5)]
+    assert len({b["joint"].data_ptr() for b in held}) == len(held)
+    assert L.stats()["output_buffers"] >= len(held)
     it.close()
 
 
 def test_windows_padded_past_the_episode_end(multirate):
     st, eps = multirate
-    L = robocache.Loader(st, batch_size=8, window=0.7, target_hz=13, streams=["joint", "gripper", "cam"],
+    L = Loader(st, batch_size=8, window=0.7, target_hz=13, streams=["joint", "gripper", "cam"],
                          edges="pad", seed=9)
     want, T = ref_windows(eps, ["joint", "gripper", "cam"], 0.7, 13, pad=True)
     assert L.num_windows == len(want)
@@ -409,9 +419,9 @@ def test_windows_padded_past_the_episode_end(multirate):
     np.testing.assert_allclose(sorted(got), sorted(want), atol=1e-9)
     assert padded > 0
     # a window longer than every episode is fine when padding, an error otherwise
-    assert robocache.Loader(st, batch_size=2, window=30.0, target_hz=2, streams=["joint"], edges="pad").num_windows > 0
+    assert Loader(st, batch_size=2, window=30.0, target_hz=2, streams=["joint"], edges="pad").num_windows > 0
     with pytest.raises(ValueError, match="edges must be 'inside' or 'pad', got 'wrap'"):
-        robocache.Loader(st, batch_size=2, window=1.0, target_hz=2, streams=["joint"], edges="wrap")
+        Loader(st, batch_size=2, window=1.0, target_hz=2, streams=["joint"], edges="wrap")
 
 
 def test_bad_timestamps_in_the_store(tmp_path, rng):
@@ -420,20 +430,20 @@ def test_bad_timestamps_in_the_store(tmp_path, rng):
     eps[1]["a"][1][7] = 0.1  # earlier than sample 6
     st = store.write_store(tmp_path / "st", eps)
     with pytest.raises(ValueError, match="stream 'a' has decreasing timestamps in episode 1: sample 7 is at 0.1"):
-        robocache.Loader(st, batch_size=2, window=0.5, target_hz=10, streams="a")
+        Loader(st, batch_size=2, window=0.5, target_hz=10, streams="a")
     eps[1]["a"][1][7] = np.nan
     st = store.write_store(tmp_path / "st", eps)
     with pytest.raises(ValueError, match="stream 'a' has a NaN timestamp in episode 1 \\(sample 7\\)"):
-        robocache.Loader(st, batch_size=2, window=0.5, target_hz=10, streams="a")
+        Loader(st, batch_size=2, window=0.5, target_hz=10, streams="a")
     eps[1]["a"][1][7] = 0.7  # fixed; episode 1 starting before episode 0 ends is fine
-    robocache.Loader(store.write_store(tmp_path / "st", eps), batch_size=2, window=0.5, target_hz=10, streams="a")
+    Loader(store.write_store(tmp_path / "st", eps), batch_size=2, window=0.5, target_hz=10, streams="a")
 
 
 def test_batches_do_not_depend_on_threads_or_prefetch(multirate):
     st, _ = multirate
     kw = dict(batch_size=3, window=0.5, target_hz=19, streams=["joint", "cam"], seed=11)
-    a = list(robocache.Loader(st, num_threads=1, prefetch=1, **kw))
-    b = list(robocache.Loader(st, num_threads=3, prefetch=4, **kw))
+    a = list(Loader(st, num_threads=1, prefetch=1, **kw))
+    b = list(Loader(st, num_threads=3, prefetch=4, **kw))
     assert len(a) == len(b)
     for x, y in zip(a, b):
         assert torch.equal(x["start_time"], y["start_time"]) and torch.equal(x["joint"], y["joint"])
