@@ -32,7 +32,8 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-__all__ = ["convert", "open_store", "Store", "StoreStream", "StoreError", "demo_dataset", "FORMAT", "VERSION"]
+__all__ = ["convert", "open_store", "Store", "StoreStream", "StoreError", "demo_dataset", "DEMO_LIDAR_GRID", "FORMAT",
+           "VERSION"]
 
 FORMAT = "robocache-store"
 VERSION = 1
@@ -459,7 +460,9 @@ def demo_dataset(path, *, episodes: int = 8, seed: int = 0, progress: bool = Fal
     """Writes a small multi-rate sample dataset as a store at ``path`` and returns it opened: per episode
     (4-8 s each) ``joint_state`` float32[7] at 100 Hz with jittered recorded timestamps, ``ee_quat``
     float32[4] (unit quaternions, for slerp) at 50 Hz, ``action`` float32[7] at 10 Hz, ``gripper`` int8[1]
-    at 10 Hz, and ``camera`` 32x32 RGB PNG frames at 15 Hz. No downloads."""
+    at 10 Hz, ``camera`` 32x32 RGB PNG frames at 15 Hz, and ``lidar`` point clouds at 10 Hz (float32
+    ``[N_i, 4]``: x, y, z in metres and an intensity; 150-400 points each, a ground plane and a box that
+    moves with the first joint; see :data:`DEMO_LIDAR_GRID` for a voxel grid that covers them). No downloads."""
     path = os.path.abspath(os.fspath(path))
     rng = np.random.default_rng(seed)
     eps = []
@@ -492,11 +495,27 @@ def demo_dataset(path, *, episodes: int = 8, seed: int = 0, progress: bool = Fal
             img += rng.integers(0, 16, img.shape, dtype=np.uint8)
             frames.append(_png(img))
         ep["camera"] = (frames, t)
+        n = int(dur * 10)
+        t = np.arange(n) / 10.0 + 0.005
+        clouds = []
+        for i in range(n):
+            m = int(rng.integers(150, 400))
+            ground = np.column_stack([rng.uniform(-2, 2, m // 2), rng.uniform(-2, 2, m // 2), rng.normal(0, 0.02, m // 2)])
+            cx = 1.5 * np.sin(t[i] * 0.7 + e)
+            box = np.column_stack([rng.uniform(cx - 0.3, cx + 0.3, m - m // 2), rng.uniform(-0.3, 0.3, m - m // 2),
+                                   rng.uniform(0.0, 0.8, m - m // 2)])
+            xyz = np.concatenate([ground, box])
+            clouds.append(np.column_stack([xyz, rng.uniform(0, 1, len(xyz))]).astype(np.float32))
+        ep["lidar"] = (clouds, t)
         eps.append(ep)
     return write_store(path, eps, source={"path": "robocache.store.demo_dataset", "format": "demo",
                                           "episodes": episodes, "open_kwargs": {"seed": seed}},
                        encodings={"camera": "png"}, rates={"joint_state": 0.0, "ee_quat": 50.0, "action": 10.0,
-                                                            "gripper": 10.0, "camera": 15.0})
+                                                            "gripper": 10.0, "camera": 15.0, "lidar": 10.0})
+
+
+# A voxel grid covering demo_dataset's lidar clouds: 16 x 16 x 8 voxels of 0.25 m from (-2, -2, -0.5).
+DEMO_LIDAR_GRID = dict(voxel_size=0.25, origin=(-2.0, -2.0, -0.5), grid_size=(16, 16, 8))
 
 
 def _png(img: np.ndarray) -> bytes:

@@ -307,6 +307,8 @@ def test_bad_input_before_the_first_batch(multirate, tmp_path):
     bad("device must be 'cpu', 'cuda' or 'cuda:N', got 'tpu'", device="tpu")
     if not HAS_CUDA:
         bad("no CUDA GPU is visible", device="cuda")
+        with pytest.raises(ValueError, match="device='cuda': no CUDA GPU is visible"):  # the default: no fallback
+            robocache.Loader(st, **kw)
 
 
 def test_corrupt_store_is_refused(multirate):
@@ -348,11 +350,11 @@ def test_error_in_a_worker_is_raised_not_hung(multirate):
 
 
 @requires_cuda
-def test_cuda_matches_cpu(multirate):
+def test_cuda_matches_cpu(multirate, tmp_path, rng):
     st, eps = multirate
     kw = dict(batch_size=5, window=0.5, target_hz=19, streams=STREAMS, methods={"quat": "slerp"}, seed=4)
     cpu = list(Loader(st, **kw))
-    gpu = list(Loader(st, device="cuda", **kw))
+    gpu = list(Loader(st, **dict(kw, device="cuda")))
     assert len(cpu) == len(gpu)
     for a, b in zip(cpu, gpu):
         for n in STREAMS:
@@ -360,6 +362,56 @@ def test_cuda_matches_cpu(multirate):
             torch.testing.assert_close(b[n].cpu(), a[n], rtol=1e-5, atol=1e-5)
             assert torch.equal(b["masks"][n].cpu(), a["masks"][n])
         check_batch({k: v for k, v in b.items()}, eps, STREAMS, METHODS, 19, 10, decode=datasets.decode_image)
+    # point clouds voxelized on the GPU give the CPU's grids
+    pc = store.write_store(tmp_path / "pc", cloud_episodes(rng))
+    for mode in ("occupancy", "count", "mean", "max"):
+        kw = dict(batch_size=4, window=0.4, target_hz=20, streams=["joint", "lidar"], seed=1,
+                  voxelize={"lidar": dict(voxel_size=0.3, origin=-1.0, grid_size=(7, 8, 6), mode=mode)})
+        for a, b in zip(Loader(pc, **kw), Loader(pc, **dict(kw, device="cuda"))):
+            torch.testing.assert_close(b["lidar"].cpu(), a["lidar"], rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(b["joint"].cpu(), a["joint"], rtol=1e-5, atol=1e-5)
+
+
+@requires_cuda
+def test_cuda_buffer_reuse_waits_for_the_consumer_stream(multirate):
+    """The hazard: a batch's buffer is dropped while the consumer stream still reads it. The pipeline (one
+    worker, one batch ahead, so it reuses buffers at once) must not overwrite it before that work is done."""
+    st, _ = multirate
+    kw = dict(batch_size=4, window=0.5, target_hz=19, streams=["joint", "force"], seed=3, prefetch=1, num_threads=1)
+    want = [(b["joint"].double().sum().item(), b["force"].sum().item()) for b in Loader(st, **kw)]
+    side = torch.cuda.Stream()
+    sums = []
+    with torch.cuda.stream(side):  # the consumer's current stream, not the default one
+        for b in Loader(st, **dict(kw, device="cuda")):
+            torch.cuda._sleep(20_000_000)  # ~10 ms of GPU time before the reads below run
+            sums.append((b["joint"].double().sum(), b["force"].sum()))
+            del b  # dropped at once: the buffer goes back while the sums are still queued
+    torch.cuda.synchronize()
+    got = [(a.item(), c.item()) for a, c in sums]
+    np.testing.assert_allclose(got, want, rtol=1e-9)
+
+
+@requires_cuda
+def test_cuda_no_pinned_or_device_leak_across_epochs(multirate):
+    st, _ = multirate
+    torch.cuda.synchronize()
+    from robocache import _C
+
+    before = _C.loader_memory()
+    L = Loader(st, batch_size=4, window=0.5, target_hz=19, streams=STREAMS, methods={"quat": "slerp"},
+               device="cuda", num_threads=2, prefetch=2)
+    seen = []
+    for epoch in range(4):
+        for b in L:
+            pass
+        seen.append(L.stats())
+    assert seen[1]["pinned_bytes"] == seen[3]["pinned_bytes"] > before["pinned_bytes"]
+    assert seen[1]["device_bytes"] == seen[3]["device_bytes"]
+    assert seen[3]["output_buffers"] <= 2 * 2 + 2
+    del L, b
+    torch.cuda.synchronize()
+    after = _C.loader_memory()
+    assert (after["pinned_bytes"], after["device_bytes"]) == (before["pinned_bytes"], before["device_bytes"])
 
 
 def test_raw_image_store(tmp_path):
@@ -448,3 +500,199 @@ def test_batches_do_not_depend_on_threads_or_prefetch(multirate):
     for x, y in zip(a, b):
         assert torch.equal(x["start_time"], y["start_time"]) and torch.equal(x["joint"], y["joint"])
         assert torch.equal(x["cam"], y["cam"])
+
+
+# ------------------------------------------------------------------------------------------------ point clouds
+
+def ref_voxelize(cloud, size, origin, grid, mode):
+    """float64 NumPy reference of one dense grid: occupancy (bool), count (int32), or mean / sum / max of the
+    feature columns ([X, Y, Z, C]); points outside the grid dropped."""
+    cloud = np.asarray(cloud, dtype=np.float64).reshape(-1, cloud.shape[-1] if np.ndim(cloud) == 2 else 4)
+    c = np.floor((cloud[:, :3] - np.asarray(origin)) / np.asarray(size)).astype(np.int64)
+    keep = np.all((c >= 0) & (c < np.asarray(grid)), 1) & np.all(np.isfinite(cloud[:, :3]), 1)
+    c, f = c[keep], cloud[keep, 3:]
+    X, Y, Z = grid
+    flat = (c[:, 0] * Y + c[:, 1]) * Z + c[:, 2]
+    count = np.bincount(flat, minlength=X * Y * Z).reshape(X, Y, Z)
+    if mode == "occupancy":
+        return count > 0
+    if mode == "count":
+        return count.astype(np.int32)
+    C = f.shape[1]
+    out = np.zeros((X * Y * Z, C))
+    if mode == "max":
+        out[:] = -np.inf
+        np.maximum.at(out, flat, f)
+        out[count.reshape(-1) == 0] = 0
+    else:
+        np.add.at(out, flat, f)
+        if mode == "mean":
+            out = np.where(count.reshape(-1, 1) > 0, out / np.maximum(count.reshape(-1, 1), 1), 0)
+    return out.reshape(X, Y, Z, C)
+
+
+def cloud_episodes(rng, n=4):
+    eps = []
+    for e in range(n):
+        dur = rng.uniform(0.8, 2.0)
+        S = max(int(dur * 9), 2)
+        clouds = []
+        for i in range(S):
+            m = int(rng.integers(0, 60)) if i != 1 else 0  # an empty cloud in every episode
+            clouds.append(np.column_stack([rng.uniform(-1.2, 1.2, (m, 3)), rng.normal(size=(m, 2))]).astype(np.float32))
+        eps.append({"lidar": (clouds, np.sort(rng.uniform(0, dur, S))),
+                    "joint": (rng.normal(size=(int(dur * 50), 3)).astype(np.float32), np.arange(int(dur * 50)) / 50.0)})
+    return eps
+
+
+@pytest.mark.parametrize("mode", ["occupancy", "count", "mean", "max"])
+def test_point_cloud_stream_voxelized(tmp_path, rng, mode):
+    eps = cloud_episodes(rng)
+    st = store.write_store(tmp_path / "st", eps)
+    s = st.streams["lidar"]
+    assert s.kind == "pointcloud" and s.shape == (5,) and s.dtype == np.float32
+    for e, ep in enumerate(eps):  # the store keeps every cloud as written
+        got = s.episode_data(e)
+        assert len(got) == len(ep["lidar"][0]) and all(np.array_equal(a, b) for a, b in zip(got, ep["lidar"][0]))
+    grid = dict(voxel_size=(0.3, 0.25, 0.4), origin=(-1.0, -1.1, -0.9), grid_size=(7, 9, 5), mode=mode)
+    method = "nearest" if mode == "max" else "hold"
+    L = Loader(st, batch_size=5, window=0.4, target_hz=20, streams=["joint", "lidar"], voxelize={"lidar": grid},
+               methods={"lidar": method}, seed=2)
+    want_shape = (7, 9, 5) if mode in ("occupancy", "count") else (7, 9, 5, 2)
+    want_dtype = {"occupancy": torch.bool, "count": torch.int32}.get(mode, torch.float32)
+    n = 0
+    for batch in L:
+        v = batch["lidar"]
+        assert v.shape[1:] == (L.T,) + want_shape and v.dtype == want_dtype
+        for j, (e, start) in enumerate(zip(batch["episode"].tolist(), batch["start_time"].tolist())):
+            clouds, ts = eps[e]["lidar"]
+            origin = min(ts[0], eps[e]["joint"][1][0])
+            tgt = start + np.arange(L.T) / 20 + origin
+            for k in range(L.T):
+                if method == "hold":
+                    cands = {int(np.clip(np.searchsorted(ts, tgt[k] + d, "right") - 1, 0, len(ts) - 1)) for d in (-1e-9, 1e-9)}
+                else:
+                    i = int(np.clip(np.searchsorted(ts, tgt[k]), 1, len(ts) - 1))
+                    cands = {i - 1, i} if abs(ts[i] - tgt[k]) - abs(tgt[k] - ts[i - 1]) < 1e-9 and \
+                        abs(ts[i - 1] - tgt[k]) - abs(tgt[k] - ts[i]) < 1e-9 else \
+                        {i if abs(ts[i] - tgt[k]) <= abs(tgt[k] - ts[i - 1]) else i - 1}
+                    cands = {min(max(c, 0), len(ts) - 1) for c in cands}
+                got = v[j, k].numpy()
+                ok = False
+                for c in cands:
+                    ref = ref_voxelize(clouds[c], grid["voxel_size"], grid["origin"], grid["grid_size"], mode)
+                    if mode in ("occupancy", "count"):
+                        ok |= np.array_equal(got, ref)
+                    else:
+                        ok |= np.allclose(got, ref, rtol=1e-5, atol=1e-5)
+                assert ok, f"episode {e}, start {start}, target {k}: not the grid of cloud(s) {sorted(cands)}"
+            np.testing.assert_array_equal(batch["masks"]["lidar"][j].numpy(),
+                                          (tgt >= ts[0] - 1e-9) & (tgt <= ts[-1] + 1e-9))
+        n += len(batch["episode"])
+    assert n == L.num_windows
+
+
+def test_point_cloud_bad_input(tmp_path, rng):
+    st = store.write_store(tmp_path / "st", cloud_episodes(rng, 2))
+    grid = dict(voxel_size=0.5, grid_size=(4, 4, 4))
+    kw = dict(batch_size=2, window=0.3, target_hz=10)
+
+    def bad(match, **over):
+        with pytest.raises(ValueError, match=match):
+            Loader(st, **dict(kw, **over))
+
+    bad("stream 'lidar' holds point clouds of varying size; voxelize it", streams=["lidar"])
+    bad("voxelize\\['joint'\\] is given but stream 'joint' holds tensor samples", streams=["joint"],
+        voxelize={"joint": grid})
+    bad("voxelize names \\['x'\\]", streams=["lidar"], voxelize={"lidar": grid, "x": grid})
+    bad("voxelize\\['lidar'\\]\\['mode'\\] must be one of", streams=["lidar"], voxelize={"lidar": dict(grid, mode="avg")})
+    bad("voxelize\\['lidar'\\]\\['voxel_size'\\] must be > 0", streams=["lidar"],
+        voxelize={"lidar": dict(grid, voxel_size=0)})
+    bad("voxelize\\['lidar'\\]\\['grid_size'\\] must be integers >= 1", streams=["lidar"],
+        voxelize={"lidar": dict(grid, grid_size=(4, 0, 4))})
+    bad("voxelize\\['lidar'\\] has unknown keys \\['size'\\]", streams=["lidar"], voxelize={"lidar": dict(grid, size=1)})
+    bad("voxelize\\['lidar'\\] needs grid_size", streams=["lidar"], voxelize={"lidar": dict(voxel_size=1.0)})
+    bad("methods\\['lidar'\\] = 'linear' cannot interpolate point clouds", streams=["lidar"], voxelize={"lidar": grid},
+        methods={"lidar": "linear"})
+    xyz_only = store.write_store(tmp_path / "xyz", [{"p": ([np.zeros((3, 3), np.float32)] * 4, np.arange(4) / 10)}])
+    with pytest.raises(ValueError, match="reduces feature columns, but the points of stream 'p' have only x, y, z"):
+        Loader(xyz_only, streams=["p"], voxelize={"p": dict(grid, mode="mean")}, **kw)
+
+
+def test_point_cloud_real_kitti(tmp_path):
+    """Real KITTI and nuScenes sweeps as a 2 Hz point-cloud stream, voxelized by the loader, against the NumPy
+    reference of each held cloud."""
+    from robocache.pointclouds import load_point_cloud
+
+    clouds = [load_point_cloud(shared_data("pointclouds", "kitti_000008.bin")).points,
+              load_point_cloud(shared_data("pointclouds", "nuscenes_lidar_top.bin"), columns=5).points[:, :4]]
+    clouds = [np.ascontiguousarray(c[:, :4], dtype=np.float32) for c in clouds]
+    seq = [clouds[i % 2][i * 1000 % 7000:][:20000] for i in range(6)]
+    st = store.write_store(tmp_path / "st", [{"lidar": (seq, np.arange(6) / 2.0)}])
+    grid = dict(voxel_size=(0.8, 0.8, 0.5), origin=(-40.0, -40.0, -3.0), grid_size=(100, 100, 12), mode="mean")
+    L = Loader(st, batch_size=3, window=1.0, target_hz=4, streams=["lidar"], voxelize={"lidar": grid}, shuffle=False)
+    for batch in L:
+        for j, start in enumerate(batch["start_time"].tolist()):
+            for k in range(L.T):
+                c = min(int(np.floor((start + k / 4) * 2 + 1e-9)), 5)
+                ref = ref_voxelize(seq[c], grid["voxel_size"], grid["origin"], grid["grid_size"], "mean")
+                np.testing.assert_allclose(batch["lidar"][j, k].numpy(), ref, rtol=1e-4, atol=1e-4)
+
+
+# ------------------------------------------------------------------------------------------------ lifetime
+
+def test_no_host_memory_leak_across_epochs_and_batches_outlive_the_loader(multirate):
+    from robocache import _C
+
+    st, _ = multirate
+    before = _C.loader_memory()["host_bytes"]
+    L = Loader(st, batch_size=4, window=0.5, target_hz=19, streams=STREAMS, methods={"quat": "slerp"}, num_threads=2)
+    sizes = []
+    for epoch in range(4):
+        for b in L:
+            pass
+        sizes.append((L.stats()["host_bytes"], L.stats()["output_buffers"]))
+    assert sizes[1] == sizes[3] and sizes[3][1] <= 2 * 2 + 2
+    keep = next(iter(L))
+    copy = {n: keep[n].clone() for n in STREAMS}
+    del L, b
+    for n in STREAMS:  # the batch's buffer outlives the loader
+        assert torch.equal(keep[n], copy[n])
+    del keep
+    assert _C.loader_memory()["host_bytes"] == before
+
+
+def test_destroying_the_loader_mid_epoch_does_not_hang(tmp_path):
+    """In a subprocess, so that a hang fails the test instead of stalling the run."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import gc, time, numpy as np, robocache
+        from robocache import store
+        rng = np.random.default_rng(0)
+        eps = [{{"a": (rng.normal(size=(400, 8)).astype(np.float32), np.arange(400) / 100.0)}} for _ in range(6)]
+        st = store.write_store({str(tmp_path / "st")!r}, eps)
+        for threads, prefetch in ((1, 1), (3, 4)):
+            L = robocache.Loader(st, batch_size=8, window=0.5, target_hz=50, streams="a", device="cpu",
+                                 num_threads=threads, prefetch=prefetch)
+            it = iter(L)
+            next(it)
+            t0 = time.perf_counter()
+            del it, L
+            gc.collect()
+            assert time.perf_counter() - t0 < 5
+        L = robocache.Loader(st, batch_size=8, window=0.5, target_hz=50, streams="a", device="cpu", num_threads=2)
+        a, b = iter(L), iter(L)
+        next(a)
+        next(b)  # a second iteration cancels the first
+        try:
+            next(a)
+            raise SystemExit("the replaced iterator went on")
+        except RuntimeError as e:
+            assert "cancelled or replaced" in str(e), e
+        print("ok")
+    """)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
