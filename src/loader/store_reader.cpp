@@ -89,12 +89,13 @@ Status get(const json& obj, const char* key, const std::string& where, T* out) {
 }
 
 // Checks that the offsets off[0..n] start at 0, never decrease and end at `end`.
-Status check_offsets(const int64_t* off, int64_t n, int64_t end, const std::string& file, const char* what) {
+Status check_offsets(const int64_t* off, int64_t n, int64_t end, const std::string& file, const char* what,
+                     size_t data_offset) {
   if (off[0] != 0) return io_error(file, ": ", what, "[0] = ", off[0], ", expected 0 (corrupt offsets)");
   for (int64_t i = 1; i <= n; ++i) {
     if (off[i] < off[i - 1])
       return io_error(file, ": ", what, "[", i, "] = ", off[i], " < ", what, "[", i - 1, "] = ", off[i - 1],
-                      " (corrupt offsets, byte offset ", 128 + 8 * i, " or so)");
+                      " (corrupt offsets at byte offset ", data_offset + 8 * static_cast<size_t>(i), ")");
   }
   if (off[n] != end)
     return io_error(file, ": ", what, "[", n, "] = ", off[n], " but the data it indexes has ", end, " rows");
@@ -202,7 +203,8 @@ Status StoreReader::open(const std::string& path, const std::vector<std::string>
     if (eh.shape != std::vector<int64_t>{r->num_episodes_ + 1})
       return io_error(ep_file, ": shape ", shape_str(eh.shape), ", expected [", r->num_episodes_ + 1,
                       "] (num_episodes + 1)");
-    ROBOCACHE_RETURN_IF_ERROR(check_offsets(st.episodes, r->num_episodes_, st.num_samples, ep_file, "episodes"));
+    ROBOCACHE_RETURN_IF_ERROR(check_offsets(st.episodes, r->num_episodes_, st.num_samples, ep_file, "episodes",
+                                            eh.data_offset));
 
     const std::string data_file = path + "/" + dir + "/data.npy";
     if (st.kind == StoreKind::Tensor) {
@@ -225,7 +227,7 @@ Status StoreReader::open(const std::string& path, const std::vector<std::string>
       const std::string items_file = path + "/" + dir + "/items.npy";
       if (ih.shape != std::vector<int64_t>{st.num_samples + 1})
         return io_error(items_file, ": shape ", shape_str(ih.shape), ", expected [", st.num_samples + 1, "]");
-      ROBOCACHE_RETURN_IF_ERROR(check_offsets(st.items, st.num_samples, st.data_rows, items_file, "items"));
+      ROBOCACHE_RETURN_IF_ERROR(check_offsets(st.items, st.num_samples, st.data_rows, items_file, "items", ih.data_offset));
     }
     r->streams_.push_back(std::move(st));
   }
