@@ -129,17 +129,13 @@ class PyPipeline {
     pipe_->cancel(run);
   }
 
-  void close() {
-    nb::gil_scoped_release release;
-    pipe_.reset();
-  }
-
   nb::dict stats() const {
     nb::dict d;
     if (pipe_) {
       const LoaderStats s = pipe_->stats();
       d["batches_built"] = s.batches_built;
       d["output_buffers"] = s.output_buffers;
+      d["output_buffer_bytes"] = s.output_buffer_bytes;
     }
     return d;
   }
@@ -162,7 +158,6 @@ void bind_loader(nb::module_& m) {
       .def("start", &PyPipeline::start, nb::arg("episodes"), nb::arg("starts"))
       .def("next", &PyPipeline::next, nb::arg("run"), nb::arg("stream"))
       .def("cancel", &PyPipeline::cancel, nb::arg("run"))
-      .def("close", &PyPipeline::close)
       .def("stats", &PyPipeline::stats);
   m.def("loader_memory", [] {
     const LoaderMemory mem = loader_memory();

@@ -85,6 +85,7 @@ struct LoaderBatch {
 struct LoaderStats {
   int64_t batches_built = 0;     // by this pipeline, since it was made
   int64_t output_buffers = 0;    // output buffers this pipeline owns (free, in flight or handed out)
+  int64_t output_buffer_bytes = 0;  // the size of each
 };
 
 // Bytes currently allocated by every loader pipeline of the process (buffers handed out included).

@@ -112,6 +112,9 @@ struct LoaderPipeline::Impl {
   bool ns = false;
   bool cuda = false;
   int capacity = 1;
+  // Staging sizes that hold any full batch (from the plans' bounds): a slot is allocated this large at once,
+  // so its size does not depend on which batches it happened to build first.
+  size_t bound_host = 0, bound_scratch = 0;
 
   mutable std::mutex mu;
   std::condition_variable work_cv, ready_cv, idle_cv;
@@ -329,6 +332,7 @@ Status LoaderPipeline::Impl::init() {
         p.item_shape.push_back(p.features);
       }
       for (int64_t r = 0; r < s.num_samples; ++r) p.max_points = std::max(p.max_points, s.items[r + 1] - s.items[r]);
+      p.max_window = window_bound(s, E, ns, span_s, span_ns);
     }
     p.item_bytes = static_cast<size_t>(p.out_type.bytes);
     for (int64_t d : p.item_shape) p.item_bytes *= static_cast<size_t>(d);
@@ -336,6 +340,26 @@ Status LoaderPipeline::Impl::init() {
   }
   capacity = o.prefetch * o.num_threads;
   pool = std::make_shared<BufferPool>(o.device, layout(o.batch_size).total);
+  // the same sizes as build() computes, with every window at its bound
+  const int64_t B = o.batch_size;
+  size_t upload = align_up(static_cast<size_t>(T) * 8), grids = 0;
+  for (const Plan& p : plans) {
+    const StoreStream& s = *p.s;
+    if (p.kind == PlanKind::Resample) {
+      const int64_t S = p.max_window;
+      upload = align_up(upload + static_cast<size_t>(B * S * s.width) * s.type.bytes);
+      upload = align_up(upload + static_cast<size_t>(B * S) * 8);
+      upload = align_up(upload + static_cast<size_t>(B) * 8);
+    } else if (p.kind == PlanKind::Voxel && cuda) {
+      const int64_t U = std::min(B * std::min(T, p.max_window), s.num_samples);
+      upload = align_up(upload + static_cast<size_t>(U * std::max<int64_t>(p.max_points, 1) * s.width) * s.type.bytes);
+      upload = align_up(upload + static_cast<size_t>(U) * 8);
+      upload = align_up(upload + static_cast<size_t>(B * T) * 4);
+      grids = align_up(grids + static_cast<size_t>(U) * p.item_bytes);
+    }
+  }
+  bound_host = cuda ? layout(B).direct + upload : upload;
+  bound_scratch = upload + grids;
   return Status::ok();
 }
 
@@ -583,22 +607,25 @@ Status LoaderPipeline::Impl::build(Worker* w, int64_t batch, uint64_t run, Ready
     }
     const size_t host_need = L.direct + upload;
     if (st->host.bytes < host_need) {
+      const size_t grow = st->host.bytes == 0 ? std::max(host_need, bound_host) : host_need + host_need / 4;
       host_free(&st->host);
-      ROBOCACHE_RETURN_IF_ERROR(host_alloc(host_need + host_need / 4, true, &st->host));
+      ROBOCACHE_RETURN_IF_ERROR(host_alloc(grow, true, &st->host));
     }
     if (st->scratch_bytes < scratch_need) {
+      const size_t grow = st->scratch_bytes == 0 ? std::max(scratch_need, bound_scratch) : scratch_need + scratch_need / 4;
       device_free(opt.device.index, st->scratch, st->scratch_bytes);
       st->scratch = nullptr;
       st->scratch_bytes = 0;
-      ROBOCACHE_RETURN_IF_ERROR(device_alloc(opt.device.index, scratch_need + scratch_need / 4, &st->scratch));
-      st->scratch_bytes = scratch_need + scratch_need / 4;
+      ROBOCACHE_RETURN_IF_ERROR(device_alloc(opt.device.index, grow, &st->scratch));
+      st->scratch_bytes = grow;
     }
     host_direct = static_cast<uint8_t*>(st->host.data);
     host_in = host_direct + L.direct;
 #endif
   } else if (w->cpu_inputs.bytes < upload) {
+    const size_t grow = w->cpu_inputs.bytes == 0 ? std::max(upload, bound_host) : upload + upload / 4;
     host_free(&w->cpu_inputs);
-    ROBOCACHE_RETURN_IF_ERROR(host_alloc(upload + upload / 4, false, &w->cpu_inputs));
+    ROBOCACHE_RETURN_IF_ERROR(host_alloc(grow, false, &w->cpu_inputs));
   }
   if (!cuda) host_in = static_cast<uint8_t*>(w->cpu_inputs.data);
   if (live.load() != run) return cancelled();
@@ -894,6 +921,7 @@ LoaderStats LoaderPipeline::stats() const {
   LoaderStats s;
   s.batches_built = impl_->built.load();
   s.output_buffers = impl_->pool->count();
+  s.output_buffer_bytes = static_cast<int64_t>(impl_->pool->bytes());
   return s;
 }
 
