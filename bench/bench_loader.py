@@ -3,12 +3,14 @@ DataLoader with the same number of worker processes doing the same reads (the sa
 columns, the same windows in the same order) and the same resampling with NumPy (np.interp per channel for
 linear streams, searchsorted for hold, one PNG decode per target frame, np.bincount for voxel occupancy).
 Reports samples/s (windows/s), MB/s of batch output and the ratio to the DataLoader, best of --repeat
-epochs of --batches batches.
+epochs of --batches batches. A persistent DataLoader (persistent_workers) and one Loader serve every
+repeat; the Loader is rewound to epoch 0 each time, so both read the same windows.
 
 CPU section: runs anywhere. GPU section (--device cuda): the Loader stages in pinned memory, copies and
 resamples on the GPU; the DataLoader baseline resamples with NumPy in its workers, pins (pin_memory=True)
 and copies to the GPU. --cold calls posix_fadvise(POSIX_FADV_DONTNEED) on every store file before each
-epoch (after an fsync), so each epoch reads from the disk rather than the page cache.
+epoch (after an fsync; the Loader's own memory maps are dropped first, since mapped pages stay cached, and
+the DataLoader's workers are not persistent then), so each epoch reads from the disk, not the page cache.
 
 --train: a small MLP policy trained on the loader's batches (and on the DataLoader's, for comparison):
 step time on a resident batch, samples/s, and the fraction of wall time the GPU (model) was busy. The
@@ -130,11 +132,12 @@ def bench(name, path, streams, methods, args, voxelize=None):
     ds = NumpyWindows(loader.store.path, streams, methods, order, starts, loader.T, args.hz, voxelize)
     dl = torch.utils.data.DataLoader(ds, batch_size=args.batch_size, shuffle=False, num_workers=args.workers,
                                      pin_memory=args.device != "cpu", prefetch_factor=2 if args.workers else None,
-                                     persistent_workers=args.workers > 0)
+                                     # cold: fresh workers every epoch, so no worker keeps the pages mapped
+                                     persistent_workers=args.workers > 0 and not args.cold)
 
     def loader_run():
         if args.cold:
-            drop_page_cache(path)
+            loader.evict_page_cache()  # its own maps too: mapped pages stay in the page cache otherwise
         loader.load_state_dict(dict(loader.state_dict(), epoch=0, batch=0))  # the same epoch 0 every repeat
         return run_epoch(loader, batches, args.device)
 
@@ -197,7 +200,7 @@ def bench_training(path, streams, args, ds):
 
     def fed(batches):
         if args.cold:
-            drop_page_cache(path)
+            loader.evict_page_cache()
         n = 0
         t0 = time.perf_counter()
         for b in batches:

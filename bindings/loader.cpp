@@ -129,6 +129,11 @@ class PyPipeline {
     pipe_->cancel(run);
   }
 
+  void evict_page_cache() {
+    nb::gil_scoped_release release;
+    pipe().evict_page_cache();
+  }
+
   nb::dict stats() const {
     nb::dict d;
     if (pipe_) {
@@ -158,6 +163,7 @@ void bind_loader(nb::module_& m) {
       .def("start", &PyPipeline::start, nb::arg("episodes"), nb::arg("starts"))
       .def("next", &PyPipeline::next, nb::arg("run"), nb::arg("stream"))
       .def("cancel", &PyPipeline::cancel, nb::arg("run"))
+      .def("evict_page_cache", &PyPipeline::evict_page_cache)
       .def("stats", &PyPipeline::stats);
   m.def("loader_memory", [] {
     const LoaderMemory mem = loader_memory();

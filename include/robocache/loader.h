@@ -112,6 +112,9 @@ class LoaderPipeline {
   Status next(uint64_t run, Stream consumer, LoaderBatch* out);
   void cancel(uint64_t run);  // stops building for `run`; returns once no worker is on it
   int64_t num_batches(uint64_t run) const;
+  // Drops the store's pages from this process and from the page cache (posix_fadvise DONTNEED after a
+  // write-back), so the next reads come from the disk: for cold-read benchmarks.
+  void evict_page_cache() const;
   LoaderStats stats() const;
 
   struct Impl;

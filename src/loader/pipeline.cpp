@@ -917,6 +917,8 @@ int64_t LoaderPipeline::num_batches(uint64_t run) const {
   return run == impl_->run_id ? impl_->num_batches : 0;
 }
 
+void LoaderPipeline::evict_page_cache() const { impl_->store->evict(); }
+
 LoaderStats LoaderPipeline::stats() const {
   LoaderStats s;
   s.batches_built = impl_->built.load();

@@ -25,6 +25,9 @@ class MappedFile {
   const std::string& path() const { return path_; }
   // Tells the kernel the pages will be read at random (windows), not in sequence.
   void advise_random() const;
+  // Drops this mapping's pages from the process and then, written back first, from the page cache: the next
+  // read comes from the disk (for cold-read benchmarks). Safe while the pipeline reads: pages fault back in.
+  void evict() const;
 
  private:
   MappedFile() = default;
@@ -61,6 +64,9 @@ class StoreReader {
   const std::string& path() const { return path_; }
   int64_t num_episodes() const { return num_episodes_; }
   const std::vector<StoreStream>& streams() const { return streams_; }
+  void evict() const {
+    for (const auto& f : files_) f->evict();
+  }
 
  private:
   std::string path_;

@@ -677,6 +677,22 @@ def test_no_host_memory_leak_across_epochs_and_batches_outlive_the_loader(multir
     assert _C.loader_memory()["host_bytes"] == before
 
 
+def test_evict_page_cache_keeps_the_batches(multirate):
+    st, _ = multirate
+    L = Loader(st, batch_size=5, window=0.5, target_hz=19, streams=STREAMS, methods={"quat": "slerp"}, seed=8)
+    a = list(L)
+    L.evict_page_cache()  # between epochs, as bench_loader.py --cold does
+    L.load_state_dict(dict(L.state_dict(), epoch=0))
+    it = iter(L)
+    first = next(it)
+    L.evict_page_cache()  # and while the workers read: pages fault back in
+    b = [first] + list(it)
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        for n in STREAMS:
+            assert torch.equal(x[n], y[n])
+
+
 def test_destroying_the_loader_mid_epoch_does_not_hang(tmp_path):
     """In a subprocess, so that a hang fails the test instead of stalling the run."""
     import subprocess
