@@ -498,14 +498,15 @@ def demo_dataset(path, *, episodes: int = 8, seed: int = 0, progress: bool = Fal
         n = int(dur * 10)
         t = np.arange(n) / 10.0 + 0.005
         clouds = []
+        lr = np.random.default_rng([seed, e, 1])  # its own stream: the other streams stay as they were
         for i in range(n):
-            m = int(rng.integers(150, 400))
-            ground = np.column_stack([rng.uniform(-2, 2, m // 2), rng.uniform(-2, 2, m // 2), rng.normal(0, 0.02, m // 2)])
+            m = int(lr.integers(150, 400))
+            ground = np.column_stack([lr.uniform(-2, 2, m // 2), lr.uniform(-2, 2, m // 2), lr.normal(0, 0.02, m // 2)])
             cx = 1.5 * np.sin(t[i] * 0.7 + e)
-            box = np.column_stack([rng.uniform(cx - 0.3, cx + 0.3, m - m // 2), rng.uniform(-0.3, 0.3, m - m // 2),
-                                   rng.uniform(0.0, 0.8, m - m // 2)])
+            box = np.column_stack([lr.uniform(cx - 0.3, cx + 0.3, m - m // 2), lr.uniform(-0.3, 0.3, m - m // 2),
+                                   lr.uniform(0.0, 0.8, m - m // 2)])
             xyz = np.concatenate([ground, box])
-            clouds.append(np.column_stack([xyz, rng.uniform(0, 1, len(xyz))]).astype(np.float32))
+            clouds.append(np.column_stack([xyz, lr.uniform(0, 1, len(xyz))]).astype(np.float32))
         ep["lidar"] = (clouds, t)
         eps.append(ep)
     return write_store(path, eps, source={"path": "robocache.store.demo_dataset", "format": "demo",
