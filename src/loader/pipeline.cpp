@@ -459,6 +459,7 @@ void LoaderPipeline::Impl::cancel_locked(std::unique_lock<std::mutex>& lock) {
   active = false;
   live = 0;
   drop_ready_locked();
+  ready_cv.notify_all();  // a consumer waiting for this run returns (with an error)
   idle_cv.wait(lock, [&] { return building == 0; });
 }
 
@@ -819,6 +820,11 @@ Status LoaderPipeline::start(const int64_t* episodes, const double* starts, int6
     if (episodes[i] < 0 || episodes[i] >= E)
       return invalid_argument("episodes[", i, "] = ", episodes[i], " is out of range for ", E, " episodes");
     if (!std::isfinite(starts[i])) return invalid_argument("starts[", i, "] = ", starts[i], " is not finite");
+    for (const Plan& p : m.plans) {
+      if (p.s->episodes[episodes[i] + 1] == p.s->episodes[episodes[i]])
+        return invalid_argument("episodes[", i, "] = ", episodes[i], ": stream '", p.s->name,
+                                "' has no samples in that episode, so it has no window");
+    }
   }
   std::unique_lock<std::mutex> lock(m.mu);
   if (m.stop) return runtime_error("the loader pipeline is shut down");

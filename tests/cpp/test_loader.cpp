@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "loader/store_reader.h"
@@ -238,6 +239,30 @@ TEST(Loader, BadOptions) {
   uint64_t run = 0;
   EXPECT_NE(p->start(&bad_ep, &start, 1, &run).message().find("episodes[0] = 3 is out of range for 1 episodes"),
             std::string::npos);
+}
+
+TEST(Loader, CancelWakesAWaitingConsumer) {
+  TestStore s({4000}, "cancel");
+  std::unique_ptr<LoaderPipeline> p;
+  LoaderOptions o = options(s, 64, 200, 500);
+  o.num_threads = 1;
+  ASSERT_TRUE(LoaderPipeline::create(o, &p).is_ok());
+  const int n = 64 * 1000;  // 1000 batches: far more than the consumer gets through before the cancel
+  std::vector<int64_t> eps(n, 0);
+  std::vector<double> starts(n);
+  for (int i = 0; i < n; ++i) starts[i] = (i % 3000) * 0.01;
+  uint64_t run = 0;
+  ASSERT_TRUE(p->start(eps.data(), starts.data(), n, &run).is_ok());
+  LoaderBatch b;
+  ASSERT_TRUE(p->next(run, nullptr, &b).is_ok());
+  Status waited;
+  std::thread consumer([&] {
+    while (waited.is_ok()) waited = p->next(run, nullptr, &b);
+  });
+  p->cancel(run);
+  consumer.join();  // returns: the cancel woke it, or it was already past
+  EXPECT_FALSE(waited.is_ok());
+  EXPECT_NE(waited.message().find("cancel"), std::string::npos) << waited.message();
 }
 
 TEST(Loader, TeardownMidRunAndBatchesOutliveThePipeline) {

@@ -677,6 +677,43 @@ def test_no_host_memory_leak_across_epochs_and_batches_outlive_the_loader(multir
     assert _C.loader_memory()["host_bytes"] == before
 
 
+def test_waiting_for_a_batch_releases_the_gil(tmp_path, rng):
+    import threading
+    import time
+
+    # 160x160 noise PNGs at 30 Hz: one worker decoding ~30 distinct frames per window builds a batch slowly
+    eps = [{"cam": ([store._png(rng.integers(0, 256, (160, 160, 3), dtype=np.uint8)) for _ in range(90)],
+                    np.arange(90) / 30.0)} for _ in range(2)]
+    st = store.write_store(tmp_path / "st", eps, encodings={"cam": "png"})
+    L = Loader(st, batch_size=48, window=1.0, target_hz=30, streams=["cam"], num_threads=1, prefetch=1)
+    count, stop = [0], threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            count[0] += 1
+
+    t = threading.Thread(target=spin)
+    t.start()
+    try:
+        a = count[0]
+        time.sleep(0.1)  # the spinner alone: its rate
+        rate = (count[0] - a) / 0.1
+        it = iter(L)
+        next(it)
+        # the worker now builds batch 1 (one ahead at most); wait for it from the main thread
+        before, t0 = count[0], time.perf_counter()
+        next(it)
+        waited = time.perf_counter() - t0
+        advanced = count[0] - before
+    finally:
+        stop.set()
+        t.join()
+    it.close()
+    assert waited > 0.02, f"the batch was ready too soon ({waited:.3f} s) for the test to tell"
+    # the GIL held through the wait would stop the spinner for all of it
+    assert advanced > 0.3 * rate * waited, (advanced, rate, waited)
+
+
 def test_evict_page_cache_keeps_the_batches(multirate):
     st, _ = multirate
     L = Loader(st, batch_size=5, window=0.5, target_hz=19, streams=STREAMS, methods={"quat": "slerp"}, seed=8)
