@@ -76,7 +76,9 @@ class Loader:
     a tensor used on another stream must be ordered with that stream by the user (``record_stream``-style
     hazards, as with any buffer). An error in a worker (a corrupt image, say) is raised by the iterating
     thread, with its message, for the batch it occurred in. Starting a new iteration of the same loader
-    cancels an unfinished one (its iterator then raises RuntimeError).
+    cancels an unfinished one (its iterator then raises RuntimeError). ``stats()`` reports batches built and
+    the bytes held (pinned, device, host); ``evict_page_cache()`` drops the store from the page cache, for
+    cold-read measurements.
 
     ``device="cuda"`` (the default) without an index means ``cuda:{torch.cuda.current_device()}`` at
     construction; with no GPU visible it is a ValueError (never a silent CPU fallback): pass
@@ -338,6 +340,8 @@ class Loader:
                 i += 1
                 self._batch += 1
                 yield batch
+                # hold no reference past the yield: a batch the caller dropped can be reused at once
+                del batch, values, masks
             self._epoch += 1
             self._batch = 0
         finally:
