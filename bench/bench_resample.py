@@ -58,9 +58,11 @@ def bench_gpu(results):
     bw = copy_bandwidth(torch)
     name = torch.cuda.get_device_name()
     print(f"\nGPU: {name}; device copy bandwidth {bw / 1e9:.0f} GB/s (read + write); torch {torch.__version__}")
-    print(f"{'problem':<34}{'robocache':>10}{'rc no-val':>10}{'rc gpu':>9}{'torch':>9}{'torch graph':>12}"
-          f"{'floor':>8}{'vs torch':>9}{'% of bw':>8}")
-    print(f"{'':<34}{'us/call':>10}{'us/call':>10}{'graph us':>9}{'us/call':>9}{'us':>12}{'us':>8}")
+    print("robocache: default call (validated); no-val: validate=False (allocates the output); no-val out=: "
+          "validate=False, out= given")
+    print(f"{'problem':<34}{'robocache':>10}{'no-val':>9}{'no-val out=':>12}{'rc gpu':>9}{'torch':>9}"
+          f"{'torch graph':>12}{'floor':>8}{'vs torch':>9}{'% of bw':>8}")
+    print(f"{'':<34}{'us/call':>10}{'us/call':>9}{'us/call':>12}{'graph us':>9}{'us/call':>9}{'us':>12}{'us':>8}")
     sync = torch.cuda.synchronize
     for dtype in (torch.float32, torch.bfloat16):
         for B, S, T, D in GPU_SIZES:
@@ -72,15 +74,18 @@ def bench_gpu(results):
             assert err < (1e-5 if dtype == torch.float32 else 5e-2), f"mismatch vs torch: {err}"
 
             rc_call = wall_per_call(lambda: rc.resample_trajectories(data, src_t, tgt_t), sync)
+            rc_noval_alloc = wall_per_call(lambda: rc.resample_trajectories(data, src_t, tgt_t, validate=False), sync)
             rc_noval = wall_per_call(lambda: rc.resample_trajectories(data, src_t, tgt_t, out=out, validate=False), sync)
             rc_gpu = graph_time(lambda: rc.resample_trajectories(data, src_t, tgt_t, out=out, validate=False), torch)
             th_call = wall_per_call(lambda: torch_resample(torch, data, src_t, tgt_t), sync)
             th_graph = graph_time(lambda: torch_resample(torch, data, src_t, tgt_t), torch, calls=1)
             floor = floor_bytes(B, S, T, D, data.element_size()) / bw
             label = f"B{B} S{S} T{T} D{D} {str(dtype).split('.')[-1]}"
-            print(f"{label:<34}{fmt_us(rc_call)}{fmt_us(rc_noval):>10}{fmt_us(rc_gpu):>9}{fmt_us(th_call):>9}"
+            print(f"{label:<34}{fmt_us(rc_call)}{fmt_us(rc_noval_alloc)}{fmt_us(rc_noval):>12}{fmt_us(rc_gpu):>9}"
+                  f"{fmt_us(th_call):>9}"
                   f"{fmt_us(th_graph):>12}{fmt_us(floor):>8}{th_call / rc_call:8.1f}x{100 * floor / rc_gpu:7.0f}%")
             results.append(dict(where="gpu", device=name, problem=label, robocache_us_per_call=rc_call * 1e6,
+                                robocache_no_validate_alloc_us_per_call=rc_noval_alloc * 1e6,
                                 robocache_no_validate_us_per_call=rc_noval * 1e6, robocache_gpu_us=rc_gpu * 1e6,
                                 torch_us_per_call=th_call * 1e6, torch_graph_us=th_graph * 1e6,
                                 floor_us=floor * 1e6, copy_bw_gbs=bw / 1e9))

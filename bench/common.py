@@ -6,21 +6,25 @@ import statistics
 import time
 
 
-def wall_per_call(fn, sync, warmup=10, min_time=0.5, max_iters=2000):
-    """Mean wall time per call of a loop of calls from Python, synchronised at the end: what a
-    training loop pays, Python overhead and launch included."""
+def wall_per_call(fn, sync, warmup=10, min_time=0.5, max_iters=2000, repeats=5):
+    """Wall time per call of a loop of calls from Python, synchronised at the end: what a training loop
+    pays, Python overhead and launch included. The median of `repeats` loops of about min_time / repeats
+    each (a busy host inflates single loops)."""
     for _ in range(warmup):
         fn()
     sync()
-    iters = 0
-    start = time.perf_counter()
-    while True:
-        fn()
-        iters += 1
-        if iters >= max_iters or (iters % 10 == 0 and time.perf_counter() - start > min_time):
-            break
-    sync()
-    return (time.perf_counter() - start) / iters
+    per_call = []
+    for _ in range(repeats):
+        iters = 0
+        start = time.perf_counter()
+        while True:
+            fn()
+            iters += 1
+            if iters >= max_iters or (iters % 10 == 0 and time.perf_counter() - start > min_time / repeats):
+                break
+        sync()
+        per_call.append((time.perf_counter() - start) / iters)
+    return statistics.median(per_call)
 
 
 def cuda_event_median(fn, torch, warmup=5, reps=30):

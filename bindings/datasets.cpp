@@ -9,6 +9,7 @@
 
 #include "convert.h"
 #include "robocache/episode.h"
+#include "robocache/robomimic.h"
 
 namespace robocache::bindings {
 namespace {
@@ -136,6 +137,73 @@ void bind_datasets(nb::module_& m) {
   }, nb::arg("path"), nb::arg("split"), nb::arg("rate_hz"), nb::arg("verify_checksums"));
 
   m.def("dataset_readers", &dataset_readers);
+
+  // Windows come back as [(name, array)], in RobomimicWindows' order; python/robocache/datasets.py nests them.
+  auto items_to_list = [](std::vector<WindowItem>&& items) {
+    nb::list out;
+    for (WindowItem& it : items) out.append(nb::make_tuple(it.name, to_numpy(it.data)));
+    return out;
+  };
+  nb::class_<RobomimicWindows>(m, "_RobomimicWindows")
+      .def_prop_ro("path", &RobomimicWindows::path)
+      .def("__len__", &RobomimicWindows::size)
+      .def_prop_ro("demos", &RobomimicWindows::demos)
+      .def("demo_length", &RobomimicWindows::demo_length, nb::arg("demo"))
+      .def_prop_ro("window_length", &RobomimicWindows::window_length)
+      .def("locate", [](const RobomimicWindows& w, int64_t index) {
+        int64_t demo = 0, in_demo = 0;
+        check(w.locate(index, &demo, &in_demo));
+        return nb::make_tuple(demo, in_demo);
+      }, nb::arg("index"))
+      .def("read", [items_to_list](const RobomimicWindows& w, int64_t index) {
+        std::vector<WindowItem> items;
+        Status s;
+        {
+          nb::gil_scoped_release release;
+          s = w.read(index, &items);
+        }
+        check(s);
+        return items_to_list(std::move(items));
+      }, nb::arg("index"))
+      .def("read_batch", [items_to_list](const RobomimicWindows& w, nb::ndarray<const int64_t, nb::ndim<1>, nb::c_contig, nb::device::cpu> indices) {
+        std::vector<WindowItem> items;
+        Status s;
+        {
+          nb::gil_scoped_release release;
+          s = w.read_batch(indices.data(), static_cast<int64_t>(indices.shape(0)), &items);
+        }
+        check(s);
+        return items_to_list(std::move(items));
+      }, nb::arg("indices"));
+
+  m.def("open_robomimic_windows", [](const std::string& path, const std::vector<std::string>& obs_keys,
+                                     const std::vector<std::string>& dataset_keys, int64_t frame_stack,
+                                     int64_t seq_length, bool pad_frame_stack, bool pad_seq_length, bool get_pad_mask,
+                                     bool load_next_obs, const std::string& goal_mode,
+                                     const std::string& filter_by_attribute, bool cache) {
+    RobomimicWindowOptions o;
+    o.obs_keys = obs_keys;
+    o.dataset_keys = dataset_keys;
+    o.frame_stack = frame_stack;
+    o.seq_length = seq_length;
+    o.pad_frame_stack = pad_frame_stack;
+    o.pad_seq_length = pad_seq_length;
+    o.get_pad_mask = get_pad_mask;
+    o.load_next_obs = load_next_obs;
+    o.goal_mode = goal_mode;
+    o.filter_by_attribute = filter_by_attribute;
+    o.cache = cache;
+    std::unique_ptr<RobomimicWindows> w;
+    Status s;
+    {
+      nb::gil_scoped_release release;
+      s = open_robomimic_windows(path, o, &w);
+    }
+    check(s);
+    return w;
+  }, nb::arg("path"), nb::arg("obs_keys"), nb::arg("dataset_keys"), nb::arg("frame_stack"), nb::arg("seq_length"),
+     nb::arg("pad_frame_stack"), nb::arg("pad_seq_length"), nb::arg("get_pad_mask"), nb::arg("load_next_obs"),
+     nb::arg("goal_mode"), nb::arg("filter_by_attribute"), nb::arg("cache"));
 
   m.def("decode_image", [](nb::bytes data, const std::string& what) {
     robocache::Array out;

@@ -4,7 +4,37 @@ Multi-rate trajectory resampling on the CPU and on CUDA GPUs, on NumPy arrays, P
 arrays without copies. See ``robocache.build_info()`` for how this copy was built.
 """
 
-from . import _C
+import os as _os
+import sys as _sys
+
+
+def _load_native():
+    """Imports the native module. A protobuf already in the process's global symbol scope (`import
+    tensorflow` first: it loads libtensorflow_framework with RTLD_GLOBAL and exports its own protobuf)
+    would take the place of the libprotobuf-lite that the RLDS reader links, and crash it; the module is
+    then loaded with RTLD_DEEPBIND, so that it and its libraries bind to their own. Otherwise the
+    default flags are used."""
+    deep = getattr(_os, "RTLD_DEEPBIND", 0)
+    if deep and _sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            clash = hasattr(ctypes.CDLL(None), "_ZN6google8protobuf11MessageLite14_InternalParseEPKcPNS0_8internal12ParseContextE")
+        except OSError:
+            clash = False
+        if clash:
+            flags = _sys.getdlopenflags()
+            _sys.setdlopenflags(flags | deep)
+            try:
+                from . import _C
+            finally:
+                _sys.setdlopenflags(flags)
+            return _C
+    from . import _C
+    return _C
+
+
+_C = _load_native()
 from .ops import fuse_multimodal, resample_rotations, resample_trajectories
 from .pointclouds import PointCloud, load_point_cloud
 from .voxel import hard_voxelize, voxel_downsample, voxelize_point_cloud

@@ -3,10 +3,11 @@ array library on the input's device; the native code writes them on the caller's
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Optional
 
 from . import _C
-from ._arrays import as_array, current_stream, empty, library_of, native
+from ._arrays import _TORCH_CODES, as_array, current_stream, empty, library_of, native
 
 __all__ = ["resample_trajectories", "resample_rotations", "fuse_multimodal"]
 
@@ -60,6 +61,28 @@ def resample_trajectories(
         ``[B, T, D]`` (or ``[T, D]``) array of ``data``'s library, dtype and device; with
         ``return_mask``, a tuple ``(out, mask)``.
     """
+    if _torch_fast is None and "torch" in sys.modules:
+        _init_torch_fast()
+    if _torch_fast and type(data) is _torch_fast.Tensor and type(src_t) is _torch_fast.Tensor \
+            and type(tgt_t) is _torch_fast.Tensor and src_lengths is None and not return_mask \
+            and (out is None or type(out) is _torch_fast.Tensor):
+        # The common torch call, with as little Python as possible: a small CUDA call costs about as much
+        # Python as kernel time. Anything unusual (a dtype without a code, sparse layouts) takes the
+        # general path below, which reports it.
+        try:
+            dd, sd, td = _torch_desc(data), _torch_desc(src_t), _torch_desc(tgt_t)
+        except (KeyError, RuntimeError):
+            pass
+        else:
+            if data.ndim in (2, 3) and tgt_t.ndim in (1, 2):
+                shape = (data.shape[0], tgt_t.shape[-1], data.shape[-1]) if data.ndim == 3 \
+                    else (tgt_t.shape[-1], data.shape[-1])
+                if out is None:
+                    out = _torch_fast.empty(shape, dtype=data.dtype, device=data.device)
+                _C.resample_trajectories(dd, sd, td, None, _torch_desc(out), None, method, boundary, backend or "",
+                                         validate, -1 if quat_channel is None else int(quat_channel),
+                                         _raw_stream(dd[2]) if dd[2] >= 0 else 0)
+                return out
     lib = library_of(data)
     src_t = as_array(src_t, data, lib, "src_t")
     tgt_t = as_array(tgt_t, data, lib, "tgt_t", dtype=getattr(src_t, "dtype", None) if lib == "numpy" else None)
@@ -88,6 +111,29 @@ def resample_trajectories(
         current_stream(data, lib),
     )
     return (out, mask) if return_mask else out
+
+
+def _torch_desc(x):
+    """The descriptor of :func:`robocache._arrays.native` without its checks (KeyError: no dtype code)."""
+    return (x.data_ptr(), _TORCH_CODES[x.dtype], x.get_device(), x.shape, x.stride())
+
+
+def _raw_stream(device: int) -> int:
+    return _torch_fast._C._cuda_getCurrentRawStream(device)
+
+
+def _init_torch_fast():
+    """Binds the torch fast path once torch is imported (robocache never imports torch itself)."""
+    global _torch_fast
+    torch = sys.modules["torch"]
+    if getattr(torch._C, "_cuda_getCurrentRawStream", None) is None:
+        _torch_fast = False
+        return
+    native(torch.empty(0), "torch")  # fills _TORCH_CODES
+    _torch_fast = torch
+
+
+_torch_fast = None  # None: torch not seen yet; False: unusable; else the torch module
 
 
 def resample_rotations(quats: Any, src_t: Any, tgt_t: Any, **kwargs):

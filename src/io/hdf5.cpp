@@ -14,149 +14,11 @@
 #include <mutex>
 #include "robocache/status.h"
 
+#include "io/hdf5_util.h"
 #include "io/readers.h"
 
 namespace robocache::io {
 namespace {
-
-std::recursive_mutex& hdf5_lock() {
-  static std::recursive_mutex m;
-  return m;
-}
-
-// Closes an HDF5 handle with the matching H5*close on scope exit.
-struct Handle {
-  hid_t id = H5I_INVALID_HID;
-  herr_t (*close)(hid_t) = nullptr;
-  Handle(hid_t i, herr_t (*c)(hid_t)) : id(i), close(c) {}
-  Handle(const Handle&) = delete;
-  Handle& operator=(const Handle&) = delete;
-  ~Handle() {
-    if (id >= 0 && close) close(id);
-  }
-  bool ok() const { return id >= 0; }
-};
-
-// The innermost message on HDF5's error stack, for our error text.
-std::string hdf5_message() {
-  std::string msg;
-  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD,
-           [](unsigned, const H5E_error2_t* e, void* out) -> herr_t {
-             auto* s = static_cast<std::string*>(out);
-             if (s->empty() && e->desc) *s = e->desc;
-             return 0;
-           },
-           &msg);
-  H5Eclear2(H5E_DEFAULT);
-  return msg.empty() ? "HDF5 error" : msg;
-}
-
-// Names of a group's members, in name order (H5Gget_info / H5Lget_name_by_idx: the same in HDF5 1.10 to 1.14).
-std::vector<std::string> child_names(hid_t group) {
-  std::vector<std::string> names;
-  H5G_info_t info;
-  if (H5Gget_info(group, &info) < 0) return names;
-  for (hsize_t i = 0; i < info.nlinks; ++i) {
-    const ssize_t n = H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
-    if (n < 0) continue;
-    std::string name(static_cast<size_t>(n), '\0');
-    H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size() + 1, H5P_DEFAULT);
-    names.push_back(std::move(name));
-  }
-  return names;
-}
-
-bool is_group(hid_t parent, const std::string& name) {
-  const hid_t obj = H5Oopen(parent, name.c_str(), H5P_DEFAULT);
-  if (obj < 0) return false;
-  const bool group = H5Iget_type(obj) == H5I_GROUP;
-  H5Oclose(obj);
-  return group;
-}
-
-// A string attribute (fixed or variable length), or "" when absent / not a string.
-std::string string_attr(hid_t obj, const char* name) {
-  if (H5Aexists(obj, name) <= 0) return "";
-  Handle a(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose);
-  if (!a.ok()) return "";
-  Handle ft(H5Aget_type(a.id), H5Tclose);
-  if (H5Tget_class(ft.id) != H5T_STRING) return "";
-  Handle space(H5Aget_space(a.id), H5Sclose);
-  if (H5Sget_simple_extent_npoints(space.id) != 1) return "";
-  if (H5Tis_variable_str(ft.id) > 0) {
-    Handle mt(H5Tcopy(H5T_C_S1), H5Tclose);
-    H5Tset_size(mt.id, H5T_VARIABLE);
-    H5Tset_cset(mt.id, H5Tget_cset(ft.id));
-    char* s = nullptr;
-    if (H5Aread(a.id, mt.id, &s) < 0 || !s) return "";
-    std::string out(s);
-    H5free_memory(s);
-    return out;
-  }
-  const size_t n = H5Tget_size(ft.id);
-  std::string out(n, '\0');
-  if (H5Aread(a.id, ft.id, out.data()) < 0) return "";
-  out.resize(std::strlen(out.c_str()));
-  return out;
-}
-
-// Every attribute of an object as text: strings as they are, numbers in their shortest exact form.
-void attrs_as_text(hid_t obj, const std::string& prefix, std::map<std::string, std::string>* out) {
-  std::pair<std::string, std::map<std::string, std::string>*> ctx(prefix, out);
-  H5Aiterate2(obj, H5_INDEX_NAME, H5_ITER_INC, nullptr,
-              [](hid_t o, const char* name, const H5A_info_t*, void* data) -> herr_t {
-                auto* ctx = static_cast<std::pair<std::string, std::map<std::string, std::string>*>*>(data);
-                std::string text = string_attr(o, name);
-                if (text.empty()) {
-                  Handle a(H5Aopen(o, name, H5P_DEFAULT), H5Aclose);
-                  Handle space(H5Aget_space(a.id), H5Sclose);
-                  Handle ft(H5Aget_type(a.id), H5Tclose);
-                  const hssize_t n = H5Sget_simple_extent_npoints(space.id);
-                  const H5T_class_t cls = H5Tget_class(ft.id);
-                  if (n >= 1 && n <= 64 && (cls == H5T_INTEGER || cls == H5T_FLOAT)) {
-                    std::vector<double> v(n);
-                    if (H5Aread(a.id, H5T_NATIVE_DOUBLE, v.data()) >= 0) {
-                      for (hssize_t i = 0; i < n; ++i) text += detail::concat(i ? ", " : "", v[i]);
-                    }
-                  }
-                }
-                (*ctx->second)[ctx->first + name] = text;
-                return 0;
-              },
-              &ctx);
-}
-
-struct Mapped {
-  DType dtype;
-  hid_t mem_type;  // what H5Dread converts into
-  bool raw_bool = false;
-};
-
-// The HDF5 file type onto the episode model's dtypes; narrower integers widen losslessly (HDF5 converts).
-bool map_type(hid_t ft, Mapped* out) {
-  const H5T_class_t cls = H5Tget_class(ft);
-  const size_t size = H5Tget_size(ft);
-  if (cls == H5T_FLOAT) {
-    if (size == 4) *out = {DType::Float32, H5T_NATIVE_FLOAT};
-    else if (size == 8) *out = {DType::Float64, H5T_NATIVE_DOUBLE};
-    else return false;
-    return true;
-  }
-  if (cls == H5T_INTEGER) {
-    const bool is_signed = H5Tget_sign(ft) == H5T_SGN_2;
-    if (!is_signed && size == 1) *out = {DType::UInt8, H5T_NATIVE_UINT8};
-    else if (size == 8 && is_signed) *out = {DType::Int64, H5T_NATIVE_INT64};
-    else if (size <= 2 || (size == 4 && is_signed)) *out = {DType::Int32, H5T_NATIVE_INT32};
-    else if (size == 4) *out = {DType::Int64, H5T_NATIVE_INT64};
-    else return false;  // uint64 does not fit int64
-    return true;
-  }
-  if (cls == H5T_ENUM && size == 1) {  // h5py's bool: an int8 enum {FALSE, TRUE}
-    *out = {DType::Bool, H5T_NATIVE_UINT8, true};
-    return true;
-  }
-  return false;
-}
 
 class RobomimicDataset final : public Dataset {
  public:
@@ -235,46 +97,6 @@ class RobomimicDataset final : public Dataset {
   double rate_hz_ = 0.0;
 };
 
-bool demo_number(const std::string& name, int64_t* n) {
-  if (name.rfind("demo_", 0) != 0 || name.size() == 5 || name.size() > 20) return false;
-  int64_t v = 0;
-  for (size_t i = 5; i < name.size(); ++i) {
-    if (name[i] < '0' || name[i] > '9') return false;
-    v = v * 10 + (name[i] - '0');
-  }
-  *n = v;
-  return true;
-}
-
-// Reads a 1-d string dataset (RoboMimic's mask/<filter key>: the demo names).
-Status read_string_list(hid_t file, const std::string& key, const std::string& path, std::vector<std::string>* out) {
-  Handle d(H5Dopen2(file, key.c_str(), H5P_DEFAULT), H5Dclose);
-  if (!d.ok()) return io_error(path, ": cannot open dataset '", key, "': ", hdf5_message());
-  Handle ft(H5Dget_type(d.id), H5Tclose);
-  Handle space(H5Dget_space(d.id), H5Sclose);
-  if (H5Tget_class(ft.id) != H5T_STRING || H5Sget_simple_extent_ndims(space.id) != 1)
-    return io_error(path, ": '", key, "' must be a 1-d array of demo names (strings)");
-  const hssize_t n = H5Sget_simple_extent_npoints(space.id);
-  out->clear();
-  if (H5Tis_variable_str(ft.id) > 0) {
-    std::vector<char*> v(n);
-    Handle mt(H5Tcopy(H5T_C_S1), H5Tclose);
-    H5Tset_size(mt.id, H5T_VARIABLE);
-    H5Tset_cset(mt.id, H5Tget_cset(ft.id));
-    if (n && H5Dread(d.id, mt.id, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()) < 0)
-      return io_error(path, ": cannot read '", key, "': ", hdf5_message());
-    for (char* s : v) out->push_back(s ? s : "");
-    if (n) H5Dvlen_reclaim(mt.id, space.id, H5P_DEFAULT, v.data());
-  } else {
-    const size_t w = H5Tget_size(ft.id);
-    std::vector<char> buf(n * w + 1, '\0');
-    if (n && H5Dread(d.id, ft.id, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()) < 0)
-      return io_error(path, ": cannot read '", key, "': ", hdf5_message());
-    for (hssize_t i = 0; i < n; ++i) out->push_back(std::string(buf.data() + i * w, strnlen(buf.data() + i * w, w)));
-  }
-  return Status::ok();
-}
-
 // The control rate a robosuite env_info or RoboMimic env_args states, or 0.
 double stated_rate(const nlohmann::json& j) {
   for (const nlohmann::json* p : {&j, j.contains("env_kwargs") ? &j["env_kwargs"] : nullptr}) {
@@ -303,6 +125,7 @@ std::string robots_text(const nlohmann::json& j) {
 Status open_robomimic(const std::string& file, const DatasetOptions& options, std::unique_ptr<Dataset>* out) {
   std::lock_guard<std::recursive_mutex> lock(hdf5_lock());
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // errors come back as Status, not printed
+  register_filters();
   auto ds = std::make_unique<RobomimicDataset>();
   ds->path_ = file;
   ds->file_ = H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);

@@ -305,3 +305,60 @@ def test_cuda_fuse_errors_name_the_stream(rng):
     g["force"] = (g["force"][0], bad)
     with pytest.raises(ValueError, match=r"stream 'force': src_t must not contain NaN: src_t\[1, 7\]"):
         rc.fuse_multimodal(g, torch.linspace(0, 1, 10, dtype=torch.float64, device="cuda"))
+
+
+def many_streams(rng, B=7):
+    """Ten streams (more than one launch holds): vector-friendly and odd widths, float32 and float64 clocks,
+    a transposed (non-unit D stride) stream, padded lengths, a position + quaternion stream."""
+    spec = [(40, 8), (13, 1), (211, 16), (57, 7), (9, 3), (300, 4), (77, 12), (5, 2), (123, 5), (64, 32)]
+    streams = {}
+    for k, (S, D) in enumerate(spec):
+        t = jittered_times(rng, B, S, scale=1.3 / S)
+        if k % 3 == 1:
+            t = t.astype(np.float32)
+        data = torch.from_numpy(rng.normal(size=(B, S, D)).astype(np.float32))
+        if k == 3:  # position + unit quaternion in channels 3..6
+            q = Rotation.random(B * S, random_state=k).as_quat().reshape(B, S, 4)
+            data[..., 3:7] = torch.from_numpy(q.astype(np.float32))
+        if k == 6:  # a [B, S, D] view of a [B, D, S] tensor
+            data = data.transpose(1, 2).contiguous().transpose(1, 2)
+        entry = (data, torch.from_numpy(t))
+        if k in (2, 8):
+            entry += (torch.from_numpy(rng.integers(1, S + 1, B)),)
+        streams[f"s{k}"] = entry
+    methods = {"s0": "hold", "s3": "slerp", "s4": "nearest", "s7": "hold"}
+    return streams, methods, {"s3": 3}
+
+
+@requires_cuda
+@pytest.mark.parametrize("boundary", ["clamp", "extrapolate", "nan"])
+@pytest.mark.parametrize("concat", [False, True])  # concatenated: streams at unaligned output offsets
+def test_cuda_fuse_ten_mixed_streams_matches_cpu(rng, boundary, concat):
+    streams, methods, quats = many_streams(rng)
+    tgt = torch.from_numpy(np.sort(rng.uniform(-0.2, 1.5, (7, 37)), axis=1))  # T = 37: tiles span rows
+    kw = dict(methods=methods, quat_channels=quats, boundary=boundary, return_mask=True, concat=concat)
+    cpu, cm = rc.fuse_multimodal(streams, tgt, **kw)
+    gpu, gm = rc.fuse_multimodal({k: tuple(x.cuda() for x in v) for k, v in streams.items()}, tgt.cuda(), **kw)
+    if concat:
+        widths = np.cumsum([0] + [v[0].shape[-1] for v in streams.values()])
+        cpu = {k: cpu[..., widths[i]:widths[i + 1]] for i, k in enumerate(streams)}
+        gpu = {k: gpu[..., widths[i]:widths[i + 1]] for i, k in enumerate(streams)}
+    for k in cpu:
+        if k == "s3":  # slerp: CUDA's and glibc's sin/atan2 may differ in the last bit
+            assert_close(gpu[k], as_f64(cpu[k]), 1e-6, f"{k} {boundary}")
+        else:
+            assert_close(gpu[k], as_f64(cpu[k]), 0.0, f"{k} {boundary}")
+        assert torch.equal(gm[k].cpu(), cm[k]), k
+
+
+@requires_cuda
+def test_cuda_fuse_reports_the_first_bad_stream_across_clock_dtypes(rng):
+    streams, methods, quats = many_streams(rng)
+    g = {k: tuple(x.cuda() for x in v) for k, v in streams.items()}
+    for name, (b, i) in [("s4", (2, 5)), ("s1", (3, 4))]:  # s1 has float32 clocks, s4 float64
+        bad = g[name][1].clone()
+        bad[b, i] = bad[b, i - 1] - 1
+        g[name] = (g[name][0], bad) + g[name][2:]
+    tgt = torch.linspace(0, 1, 10, dtype=torch.float64, device="cuda")
+    with pytest.raises(ValueError, match=r"stream 's1': src_t must be non-decreasing: src_t\[3, 4\]"):
+        rc.fuse_multimodal(g, tgt, methods=methods, quat_channels=quats)

@@ -6,6 +6,7 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <limits>
 #include <type_traits>
@@ -53,11 +54,15 @@ __device__ __forceinline__ double lerp_rn(double a, double b, double w) {
   return __dadd_rn(a, __dmul_rn(w, __dsub_rn(b, a)));
 }
 
+// One target of a block's tile, as element offsets, so the streaming loop needs no batch arithmetic and a
+// tile may span batch rows.
 struct TargetSlot {
-  int64_t i0, i1;  // source samples to blend
+  int64_t src0, src1;  // offsets of the two samples to blend (b * data_sb + i * data_ss)
+  int64_t dst;         // offset of the output row (b * out_sb + t * out_st)
   double w;
-  int missing;
+  int kind;  // kBlend, kCopy (i0 == i1: a bit-exact copy) or kMissing
 };
+constexpr int kBlend = 0, kCopy = 1, kMissing = 2;
 
 __device__ __forceinline__ int64_t device_row_length(const ResampleArgs& a, int64_t b) {
   // Clamped for memory safety only: validation rejects out-of-range lengths before results are used.
@@ -67,41 +72,63 @@ __device__ __forceinline__ int64_t device_row_length(const ResampleArgs& a, int6
   return len < 1 ? 1 : (len > a.S ? a.S : len);
 }
 
-// Up to kMaxStreams problems (the streams of one alignment) that share dtypes and layout class, in one
-// launch: stream k owns blocks [block_end[k-1], block_end[k]).
+// Up to kMaxStreams problems (the streams of one alignment) that share dtypes, in one launch: stream k
+// owns blocks [block_end[k-1], block_end[k]), each a tile of `tile[k]` consecutive targets of the
+// flattened [B, T] target list. `vec[k]`: kVector (16-byte loads and stores along a unit-stride D),
+// kVectorLoad (16-byte loads, element stores) or kScalar (any strides).
 constexpr int kMaxStreams = 8;
-struct StreamTable {
+constexpr int kScalar = 0, kVectorLoad = 1, kVector = 2;  // StreamTable::vec
+// N: the table's capacity. A one-stream call launches with a one-entry table: the parameter block is
+// copied at every launch, and 1.7 KB of unused entries cost launch time.
+template <int N>
+struct StreamTableN {
   int n = 0;
-  int tile[kMaxStreams];
-  int64_t tiles_per_row[kMaxStreams];
-  int64_t block_end[kMaxStreams];
-  ResampleArgs s[kMaxStreams];
+  int tile[N];
+  int vec[N];
+  int64_t block_end[N];
+  ResampleArgs s[N];
 };
+using StreamTable = StreamTableN<kMaxStreams>;
 static_assert(sizeof(StreamTable) < 4000, "kernel parameters are limited to 4 KB");
+
+template <int N, int M>
+StreamTableN<N> shrink(const StreamTableN<M>& t) {
+  StreamTableN<N> r;
+  r.n = t.n;
+  for (int k = 0; k < t.n; ++k) {
+    r.tile[k] = t.tile[k];
+    r.vec[k] = t.vec[k];
+    r.block_end[k] = t.block_end[k];
+    r.s[k] = t.s[k];
+  }
+  return r;
+}
 
 // The quaternion channels of one target were blended linearly with the rest; redo them along the arc,
 // in float64.
 template <class DT>
-__device__ __forceinline__ void slerp_target(const TargetSlot sl, const DT* src, DT* dst, int64_t data_ss,
-                                          int64_t data_sd, int64_t out_sd, int64_t quat) {
-  if (sl.missing) return;
+__device__ __forceinline__ void slerp_target(const TargetSlot sl, const DT* data, DT* out, int64_t data_sd,
+                                             int64_t out_sd, int64_t quat) {
+  if (sl.kind == kMissing) return;
   double qa[4], qb[4], q[4];
 #pragma unroll
   for (int c = 0; c < 4; ++c) {
-    qa[c] = static_cast<double>(to_acc(src[sl.i0 * data_ss + (quat + c) * data_sd]));
-    qb[c] = static_cast<double>(to_acc(src[sl.i1 * data_ss + (quat + c) * data_sd]));
+    qa[c] = static_cast<double>(to_acc(data[sl.src0 + (quat + c) * data_sd]));
+    qb[c] = static_cast<double>(to_acc(data[sl.src1 + (quat + c) * data_sd]));
   }
   slerp(qa, qb, sl.w, q);
 #pragma unroll
-  for (int c = 0; c < 4; ++c) dst[(quat + c) * out_sd] = from_acc<DT>(static_cast<Acc<DT>>(q[c]));
+  for (int c = 0; c < 4; ++c) out[sl.dst + (quat + c) * out_sd] = from_acc<DT>(static_cast<Acc<DT>>(q[c]));
 }
 
 template <class TT, class TG>
 using CompareT = std::conditional_t<std::is_same_v<TT, TG>, TT, double>;
 
-// VEC > 1: 16-byte vectors along a unit-stride D (checked by the launcher). VEC == 1: any strides.
-template <class DT, class TT, class TG, int VEC>
-__global__ void __launch_bounds__(kThreads, kMinBlocks) resample_kernel(const __grid_constant__ StreamTable table) {
+// VEC: elements per 16-byte vector of DT, used by the streams whose table entry has vec set (the launcher
+// checked unit stride along D and alignment); the other streams take the scalar path, any strides.
+template <class DT, class TT, class TG, int VEC, int N>
+__global__ void __launch_bounds__(kThreads, kMinBlocks)
+    resample_kernel(const __grid_constant__ StreamTableN<N> table) {
   __shared__ TargetSlot slots[kMaxTile];
   using A = Acc<DT>;
   using CT = CompareT<TT, TG>;
@@ -113,83 +140,89 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) resample_kernel(const __
     // A by-value copy: fields read in the inner loops stay in registers (through the reference to the
     // __grid_constant__ table, the compiler reloaded them around every store).
     const ResampleArgs a = table.s[k];
-    const int tile = table.tile[k];
-    const int64_t tiles_per_row = table.tiles_per_row[k];
-    const int64_t local = blk - (k > 0 ? table.block_end[k - 1] : 0);
+    const int64_t f0 = (blk - (k > 0 ? table.block_end[k - 1] : 0)) * table.tile[k];
+    const int n_t = static_cast<int>(min(static_cast<int64_t>(table.tile[k]), a.B * a.T - f0));
     const auto* data = static_cast<const DT*>(a.data);
     auto* out = static_cast<DT*>(a.out);
-    const auto* src_t = static_cast<const TT*>(a.src_t);
-    const auto* tgt_t = static_cast<const TG*>(a.tgt_t);
-    const int64_t nvec = a.D / VEC;
-    const int64_t b = local / tiles_per_row;
-    const int64_t t0 = (local % tiles_per_row) * tile;
-    const int64_t n_t = min(static_cast<int64_t>(tile), a.T - t0);
 
-    if (threadIdx.x < n_t) {
-      const int64_t t = t0 + threadIdx.x;
-      const TimeRow<TT, CT> row{src_t + b * a.st_sb, a.st_ss};
+    if (static_cast<int>(threadIdx.x) < n_t) {
+      const int64_t f = f0 + threadIdx.x;
+      const int64_t b = f / a.T;
+      const int64_t t = f - b * a.T;
+      const TimeRow<TT, CT> row{static_cast<const TT*>(a.src_t) + b * a.st_sb, a.st_ss};
       const int64_t len = device_row_length(a, b);
-      const CT tv = static_cast<CT>(tgt_t[b * a.tt_sb + t * a.tt_st]);
+      const CT tv = static_cast<CT>(static_cast<const TG*>(a.tgt_t)[b * a.tt_sb + t * a.tt_st]);
       const int64_t ub = upper_bound(row, int64_t{0}, len, tv);
       const Blend bl = make_blend(row, len, tv, ub, a.method, a.boundary);
-      slots[threadIdx.x] = TargetSlot{bl.i0, bl.i1, bl.w, bl.missing ? 1 : 0};
+      slots[threadIdx.x] = TargetSlot{b * a.data_sb + bl.i0 * a.data_ss, b * a.data_sb + bl.i1 * a.data_ss,
+                                      b * a.out_sb + t * a.out_st, bl.w,
+                                      bl.missing ? kMissing : (bl.i0 == bl.i1 ? kCopy : kBlend)};
       if (a.mask != nullptr) a.mask[b * a.mask_sb + t * a.mask_st] = bl.inside;
     }
     __syncthreads();
 
-    const DT* src = data + b * a.data_sb;
-    DT* dst_row = out + b * a.out_sb;
-    if constexpr (VEC == 1) {
-      for (int64_t idx = threadIdx.x; idx < n_t * nvec; idx += blockDim.x) {
-        const int64_t j = idx / nvec;
-        const int64_t d = idx - j * nvec;
-        const TargetSlot s = slots[j];
-        A v;
-        if (s.missing) {
-          v = std::numeric_limits<A>::quiet_NaN();
-        } else {
-          const A va = to_acc(src[s.i0 * a.data_ss + d * a.data_sd]);
-          const A vb = to_acc(src[s.i1 * a.data_ss + d * a.data_sd]);
-          v = (s.i0 == s.i1) ? va : lerp_rn(va, vb, static_cast<A>(s.w));
-        }
-        dst_row[(t0 + j) * a.out_st + d * a.out_sd] = from_acc<DT>(v);
-      }
-    } else {
-      // One 16-byte vector per step. (A 4-way unrolled variant that issued all loads first ran slower,
-      // 418 vs 277 us at B1024 S2048 T1024 D64 f32 on an H100: registers cost occupancy.)
+    // 32-bit index arithmetic: the launcher keeps tile * D below 2^31.
+    if (VEC > 1 && table.vec[k] != kScalar) {
+      // One 16-byte vector per step; stored as one vector too where the output rows are aligned
+      // (kVector), else element by element (kVectorLoad: e.g. a stream at an odd offset of a
+      // concatenated output). (A 4-way unrolled variant that issued all loads first ran slower, 418 vs
+      // 277 us at B1024 S2048 T1024 D64 f32 on an H100: registers cost occupancy.)
       union Pack {
         uint4 raw;
         DT e[VEC];
       };
-      for (int64_t idx = threadIdx.x; idx < n_t * nvec; idx += blockDim.x) {
-        const int64_t j = idx / nvec;
-        const int64_t d = (idx - j * nvec) * VEC;
+      const bool store_vec = table.vec[k] == kVector;
+      const unsigned nvec = static_cast<unsigned>(a.D / VEC);
+      const unsigned n = static_cast<unsigned>(n_t) * nvec;
+      for (unsigned idx = threadIdx.x; idx < n; idx += blockDim.x) {
+        const unsigned j = idx / nvec;
+        const unsigned d = (idx - j * nvec) * VEC;
         const TargetSlot sl = slots[j];
         Pack po;
-        if (sl.missing) {
+        if (sl.kind == kMissing) {
 #pragma unroll
-          for (int k = 0; k < VEC; ++k) po.e[k] = from_acc<DT>(std::numeric_limits<A>::quiet_NaN());
+          for (int e = 0; e < VEC; ++e) po.e[e] = from_acc<DT>(std::numeric_limits<A>::quiet_NaN());
         } else {
           Pack pa;
-          pa.raw = __ldg(reinterpret_cast<const uint4*>(src + sl.i0 * a.data_ss + d));
-          if (sl.i0 == sl.i1) {
+          pa.raw = __ldg(reinterpret_cast<const uint4*>(data + sl.src0 + d));
+          if (sl.kind == kCopy) {
             po.raw = pa.raw;  // bit-exact copy
           } else {
             Pack pb;
-            pb.raw = __ldg(reinterpret_cast<const uint4*>(src + sl.i1 * a.data_ss + d));
+            pb.raw = __ldg(reinterpret_cast<const uint4*>(data + sl.src1 + d));
             const A w = static_cast<A>(sl.w);
 #pragma unroll
-            for (int k = 0; k < VEC; ++k) po.e[k] = from_acc<DT>(lerp_rn(to_acc(pa.e[k]), to_acc(pb.e[k]), w));
+            for (int e = 0; e < VEC; ++e) po.e[e] = from_acc<DT>(lerp_rn(to_acc(pa.e[e]), to_acc(pb.e[e]), w));
           }
         }
-        *reinterpret_cast<uint4*>(dst_row + (t0 + j) * a.out_st + d) = po.raw;
+        if (store_vec) {
+          *reinterpret_cast<uint4*>(out + sl.dst + d) = po.raw;
+        } else {
+#pragma unroll
+          for (int e = 0; e < VEC; ++e) out[sl.dst + d + e] = po.e[e];
+        }
+      }
+    } else {
+      const unsigned D = static_cast<unsigned>(a.D);
+      const unsigned n = static_cast<unsigned>(n_t) * D;
+      for (unsigned idx = threadIdx.x; idx < n; idx += blockDim.x) {
+        const unsigned j = idx / D;
+        const int64_t d = idx - j * D;
+        const TargetSlot sl = slots[j];
+        A v;
+        if (sl.kind == kMissing) {
+          v = std::numeric_limits<A>::quiet_NaN();
+        } else {
+          const A va = to_acc(data[sl.src0 + d * a.data_sd]);
+          v = sl.kind == kCopy ? va : lerp_rn(va, to_acc(data[sl.src1 + d * a.data_sd]), static_cast<A>(sl.w));
+        }
+        out[sl.dst + d * a.out_sd] = from_acc<DT>(v);
       }
     }
     if (a.method == InterpMethod::Slerp) {
       __syncthreads();
-      if (threadIdx.x < n_t) {
-        slerp_target<DT>(slots[threadIdx.x], src, dst_row + (t0 + threadIdx.x) * a.out_st, a.data_ss, a.data_sd,
-                         a.out_sd, a.quat);
+      if (static_cast<int>(threadIdx.x) < n_t) {
+        slerp_target<DT>(slots[threadIdx.x], data, out, a.data_sd, a.out_sd, a.quat);
       }
     }
     __syncthreads();
@@ -220,62 +253,101 @@ __device__ __forceinline__ bool device_is_nan(TT v) {
   }
 }
 
-template <class TT, class TG>
-__global__ void validate_kernel(const ResampleArgs a, FaultState* state, FaultKeys* host) {
-  const auto* src_t = static_cast<const TT*>(a.src_t);
-  const auto* tgt_t = static_cast<const TG*>(a.tgt_t);
-  FaultKeys* keys = &state->keys;
-  const int64_t src_rows = a.st_sb == 0 ? 1 : a.B;
-  const int64_t tgt_rows = a.tt_sb == 0 ? 1 : a.B;
-  const int64_t n_src = src_rows * a.S;
-  const int64_t n_tgt = tgt_rows * a.T;
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t k = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; k < a.B + n_src + n_tgt;
-       k += stride) {
-    if (k < a.B) {
-      const int64_t len = a.lengths == nullptr ? a.S
-                          : a.lengths_int64    ? static_cast<const int64_t*>(a.lengths)[k * a.len_s]
-                                               : static_cast<const int32_t*>(a.lengths)[k * a.len_s];
-      if (len < 1 || len > a.S) atomicMin(&keys->length, static_cast<unsigned long long>(k));
-    } else if (k < a.B + n_src) {
-      const int64_t flat = k - a.B;
-      const int64_t b = flat / a.S;
-      const int64_t i = flat - b * a.S;
-      // A broadcast src_t is checked over all S samples; a per-row one over its valid length.
-      if (a.st_sb != 0 && a.lengths != nullptr) {
+// The checks of up to kMaxStreams streams in one launch. Stream k owns blocks [block_end[k-1],
+// block_end[k]): first len_blocks[k] blocks over its lengths, then one block per kCheckChunk source times
+// of each source row, then the same over each target row. No division per element.
+constexpr int kCheckChunk = 2048;
+template <int N>
+struct CheckTableN {
+  int n = 0;
+  int slot[N];  // entry q uses state[slot[q]] and host[slot[q]]; the counter is state[slot[0]]'s
+  int64_t block_end[N];
+  int64_t len_blocks[N];
+  int64_t src_blocks[N];
+  ResampleArgs s[N];
+};
+using CheckTable = CheckTableN<kMaxStreams>;
+static_assert(sizeof(CheckTable) < 4000, "kernel parameters are limited to 4 KB");
+
+CheckTableN<1> shrink_check(const CheckTable& t) {
+  CheckTableN<1> r;
+  r.n = 1;
+  r.slot[0] = t.slot[0];
+  r.block_end[0] = t.block_end[0];
+  r.len_blocks[0] = t.len_blocks[0];
+  r.src_blocks[0] = t.src_blocks[0];
+  r.s[0] = t.s[0];
+  return r;
+}
+
+template <class TT, class TG, int N>
+__global__ void validate_kernel(const __grid_constant__ CheckTableN<N> table, FaultState* state, FaultKeys* host) {
+  const int64_t total = table.block_end[table.n - 1];
+  for (int64_t blk = blockIdx.x; blk < total; blk += gridDim.x) {
+    int k = 0;
+    while (blk >= table.block_end[k]) ++k;
+    const ResampleArgs& a = table.s[k];
+    FaultKeys* keys = &state[table.slot[k]].keys;
+    int64_t local = blk - (k > 0 ? table.block_end[k - 1] : 0);
+    if (local < table.len_blocks[k]) {
+      const int64_t end = min(a.B, (local + 1) * kCheckChunk);
+      for (int64_t b = local * kCheckChunk + threadIdx.x; b < end; b += blockDim.x) {
         const int64_t len = a.lengths_int64 ? static_cast<const int64_t*>(a.lengths)[b * a.len_s]
                                             : static_cast<const int32_t*>(a.lengths)[b * a.len_s];
-        if (i >= len) continue;
+        if (len < 1 || len > a.S) atomicMin(&keys->length, static_cast<unsigned long long>(b));
       }
-      const TimeRow<TT> row{src_t + b * a.st_sb, a.st_ss};
-      const TT v = row[i];
-      if (device_is_nan(v)) {
-        atomicMin(&keys->src, static_cast<unsigned long long>(flat) * 2);
-      } else if (i > 0 && v < row[i - 1]) {
-        atomicMin(&keys->src, static_cast<unsigned long long>(flat) * 2 + 1);
+      continue;
+    }
+    local -= table.len_blocks[k];
+    if (local < table.src_blocks[k]) {
+      const int64_t chunks = (a.S + kCheckChunk - 1) / kCheckChunk;
+      const int64_t b = local / chunks;
+      const int64_t i0 = (local - b * chunks) * kCheckChunk;
+      // A broadcast src_t is checked over all S samples; a per-row one over its valid length.
+      int64_t len = a.S;
+      if (a.st_sb != 0 && a.lengths != nullptr) {
+        len = a.lengths_int64 ? static_cast<const int64_t*>(a.lengths)[b * a.len_s]
+                              : static_cast<const int32_t*>(a.lengths)[b * a.len_s];
+        len = len < 0 ? 0 : (len > a.S ? a.S : len);
       }
-    } else {
-      const int64_t flat = k - a.B - n_src;
-      const int64_t b = flat / a.T;
-      const int64_t t = flat - b * a.T;
-      if (device_is_nan(tgt_t[b * a.tt_sb + t * a.tt_st])) {
-        atomicMin(&keys->tgt, static_cast<unsigned long long>(flat));
+      const int64_t end = min(len, i0 + kCheckChunk);
+      const TimeRow<TT> row{static_cast<const TT*>(a.src_t) + b * a.st_sb, a.st_ss};
+      for (int64_t i = i0 + threadIdx.x; i < end; i += blockDim.x) {
+        const TT v = row[i];
+        const auto flat = static_cast<unsigned long long>(b * a.S + i);
+        if (device_is_nan(v)) {
+          atomicMin(&keys->src, flat * 2);
+        } else if (i > 0 && v < row[i - 1]) {
+          atomicMin(&keys->src, flat * 2 + 1);
+        }
       }
+      continue;
+    }
+    local -= table.src_blocks[k];
+    const int64_t chunks = (a.T + kCheckChunk - 1) / kCheckChunk;
+    const int64_t b = local / chunks;
+    const int64_t t0 = (local - b * chunks) * kCheckChunk;
+    const int64_t end = min(a.T, t0 + kCheckChunk);
+    const auto* tgt_t = static_cast<const TG*>(a.tgt_t) + b * a.tt_sb;
+    for (int64_t t = t0 + threadIdx.x; t < end; t += blockDim.x) {
+      if (device_is_nan(tgt_t[t * a.tt_st])) atomicMin(&keys->tgt, static_cast<unsigned long long>(b * a.T + t));
     }
   }
-  // The last block to finish publishes and resets.
+  // The last block to finish publishes every stream's keys and resets them.
   __threadfence();
   __syncthreads();
   __shared__ bool last;
-  if (threadIdx.x == 0) last = atomicAdd(&state->blocks_done, 1u) == gridDim.x - 1;
+  if (threadIdx.x == 0) last = atomicAdd(&state[table.slot[0]].blocks_done, 1u) == gridDim.x - 1;
   __syncthreads();
-  if (last && threadIdx.x == 0) {
+  if (last && static_cast<int>(threadIdx.x) < table.n) {
     __threadfence();
     constexpr unsigned long long none = ~0ull;
-    host->length = atomicExch(&keys->length, none);
-    host->src = atomicExch(&keys->src, none);
-    host->tgt = atomicExch(&keys->tgt, none);
-    state->blocks_done = 0;
+    const int q = table.slot[threadIdx.x];
+    FaultKeys* keys = &state[q].keys;
+    host[q].length = atomicExch(&keys->length, none);
+    host[q].src = atomicExch(&keys->src, none);
+    host[q].tgt = atomicExch(&keys->tgt, none);
+    if (threadIdx.x == 0) state[q].blocks_done = 0;
     __threadfence_system();
   }
 }
@@ -344,54 +416,80 @@ Status read_fault(const ResampleArgs& a, const FaultKeys& k) {
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
-bool vector_ok(const ResampleArgs& a) {
+// How a stream's channels can be moved: 16-byte loads need a unit-stride, aligned source with D a whole
+// number of vectors; 16-byte stores need the same of the output.
+int vector_mode(const ResampleArgs& a) {
   const int64_t e = static_cast<int64_t>(dtype_size(a.data_dtype));
   const int64_t vec = 16 / e;
-  return a.data_sd == 1 && a.out_sd == 1 && a.D % vec == 0 && aligned16(a.data) && aligned16(a.out) &&
-         (a.data_ss * e) % 16 == 0 && (a.data_sb * e) % 16 == 0 && (a.out_st * e) % 16 == 0 &&
-         (a.out_sb * e) % 16 == 0;
+  const bool load = a.data_sd == 1 && a.D % vec == 0 && aligned16(a.data) && (a.data_ss * e) % 16 == 0 &&
+                    (a.data_sb * e) % 16 == 0;
+  if (!load || a.out_sd != 1) return kScalar;
+  const bool store = aligned16(a.out) && (a.out_st * e) % 16 == 0 && (a.out_sb * e) % 16 == 0;
+  return store ? kVector : kVectorLoad;
 }
 
-// Tile (targets per block) for one stream: about eight vectors per thread, but small enough that the
-// launch gives every multiprocessor several blocks.
-void plan_tiles(const ResampleArgs& a, bool vec, int* tile_out, int64_t* tiles_per_row) {
-  const int64_t nvec = vec ? a.D / (16 / static_cast<int64_t>(dtype_size(a.data_dtype))) : a.D;
-  const int64_t want = (8 * kThreads + nvec - 1) / std::max<int64_t>(nvec, 1);
-  int tile = static_cast<int>(std::min<int64_t>(std::max<int64_t>(want, 1), std::min<int64_t>(kMaxTile, a.T)));
-  while (tile > 16 && a.B * ((a.T + tile - 1) / tile) < 1024) tile /= 2;
-  *tile_out = tile;
-  *tiles_per_row = (a.T + tile - 1) / tile;
+// Tiles (targets per block) for the streams of one launch: about eight elements or vectors per thread
+// (at most kMaxTile targets), then halved, largest first, while the launch would not fill every
+// multiprocessor with kMinBlocks blocks (`min_blocks`), down to 16 targets.
+void plan_tiles(StreamTable* table, int64_t min_blocks) {
+  const auto targets = [&](int k) { return table->s[k].B * table->s[k].T; };
+  for (int k = 0; k < table->n; ++k) {
+    const ResampleArgs& a = table->s[k];
+    const int64_t nvec = table->vec[k] != kScalar ? a.D / (16 / static_cast<int64_t>(dtype_size(a.data_dtype))) : a.D;
+    const int64_t want = (8 * kThreads + nvec - 1) / std::max<int64_t>(nvec, 1);
+    table->tile[k] = static_cast<int>(std::min<int64_t>(std::max<int64_t>(want, 1), kMaxTile));
+  }
+  for (;;) {
+    int64_t blocks = 0;
+    int widest = -1;
+    for (int k = 0; k < table->n; ++k) {
+      blocks += (targets(k) + table->tile[k] - 1) / table->tile[k];
+      if (table->tile[k] > 16 && table->tile[k] < 2 * targets(k) &&
+          (widest < 0 || table->tile[k] > table->tile[widest])) {
+        widest = k;
+      }
+    }
+    if (blocks >= min_blocks || widest < 0) break;
+    table->tile[widest] /= 2;
+  }
 }
 
 // One launch for `idx` (streams of one dtype group, at most kMaxStreams).
 template <class DT, class TT, class TG>
-Status launch_group(const ResampleArgs* args, const int* idx, int n, bool vec, cudaStream_t stream) {
+Status launch_group(const ResampleArgs* args, const int* idx, int n, int64_t min_blocks, cudaStream_t stream) {
   StreamTable table;
   table.n = n;
-  int64_t blocks = 0;
   for (int j = 0; j < n; ++j) {
     table.s[j] = args[idx[j]];
-    plan_tiles(table.s[j], vec, &table.tile[j], &table.tiles_per_row[j]);
-    blocks += table.s[j].B * table.tiles_per_row[j];
+    table.vec[j] = vector_mode(table.s[j]);
+    if (table.s[j].D * kMaxTile >= (int64_t{1} << 31)) {
+      return invalid_argument("resample (CUDA): D = ", table.s[j].D, " channels per sample is more than this "
+                              "backend supports (", (int64_t{1} << 31) / kMaxTile - 1, ")");
+    }
+  }
+  plan_tiles(&table, min_blocks);
+  int64_t blocks = 0;
+  for (int j = 0; j < n; ++j) {
+    blocks += (table.s[j].B * table.s[j].T + table.tile[j] - 1) / table.tile[j];
     table.block_end[j] = blocks;
   }
   const auto grid = static_cast<unsigned>(std::min<int64_t>(blocks, int64_t{1} << 30));
-  if (vec) {
-    resample_kernel<DT, TT, TG, 16 / sizeof(DT)><<<grid, kThreads, 0, stream>>>(table);
+  if (n == 1) {
+    resample_kernel<DT, TT, TG, 16 / sizeof(DT), 1><<<grid, kThreads, 0, stream>>>(shrink<1>(table));
   } else {
-    resample_kernel<DT, TT, TG, 1><<<grid, kThreads, 0, stream>>>(table);
+    resample_kernel<DT, TT, TG, 16 / sizeof(DT), kMaxStreams><<<grid, kThreads, 0, stream>>>(table);
   }
   ROBOCACHE_CUDA_CHECK(cudaGetLastError());
   return Status::ok();
 }
 
 template <class TT, class TG>
-Status launch_times(const ResampleArgs* args, const int* idx, int n, bool vec, cudaStream_t stream) {
+Status launch_times(const ResampleArgs* args, const int* idx, int n, int64_t min_blocks, cudaStream_t stream) {
   switch (args[idx[0]].data_dtype) {
-    case DType::Float32: return launch_group<float, TT, TG>(args, idx, n, vec, stream);
-    case DType::Float64: return launch_group<double, TT, TG>(args, idx, n, vec, stream);
-    case DType::Float16: return launch_group<__half, TT, TG>(args, idx, n, vec, stream);
-    case DType::BFloat16: return launch_group<__nv_bfloat16, TT, TG>(args, idx, n, vec, stream);
+    case DType::Float32: return launch_group<float, TT, TG>(args, idx, n, min_blocks, stream);
+    case DType::Float64: return launch_group<double, TT, TG>(args, idx, n, min_blocks, stream);
+    case DType::Float16: return launch_group<__half, TT, TG>(args, idx, n, min_blocks, stream);
+    case DType::BFloat16: return launch_group<__nv_bfloat16, TT, TG>(args, idx, n, min_blocks, stream);
     default: return type_error("resample: unsupported data dtype ", dtype_name(args[idx[0]].data_dtype));
   }
 }
@@ -407,25 +505,31 @@ Status with_time_types(DType s, DType g, Fn&& fn) {
   return type_error("resample: unsupported timestamp dtypes src_t ", dtype_name(s), ", tgt_t ", dtype_name(g));
 }
 
-// Groups streams by (data dtype, time dtypes, vector layout) and launches each group once.
-Status launch_all(const ResampleArgs* args, int n, cudaStream_t stream) {
+// Groups streams by (data dtype, time dtypes) and launches each group once.
+Status launch_all(const ResampleArgs* args, int n, int device, cudaStream_t stream) {
+  // Cached per device: one attribute query per process and device.
+  static std::atomic<int> sm_count[64] = {};
+  int sms = sm_count[device].load(std::memory_order_relaxed);
+  if (sms == 0) {
+    ROBOCACHE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    sm_count[device].store(sms, std::memory_order_relaxed);
+  }
+  const int64_t min_blocks = static_cast<int64_t>(sms) * kMinBlocks;
   std::vector<bool> done(n, false);
-  std::vector<bool> vec(n);
-  for (int k = 0; k < n; ++k) vec[k] = vector_ok(args[k]);
   for (int k = 0; k < n; ++k) {
     if (done[k]) continue;
     int idx[kMaxStreams];
     int m = 0;
     for (int j = k; j < n && m < kMaxStreams; ++j) {
       if (done[j] || args[j].data_dtype != args[k].data_dtype || args[j].time_dtype != args[k].time_dtype ||
-          args[j].tgt_dtype != args[k].tgt_dtype || vec[j] != vec[k]) {
+          args[j].tgt_dtype != args[k].tgt_dtype) {
         continue;
       }
       idx[m++] = j;
       done[j] = true;
     }
     ROBOCACHE_RETURN_IF_ERROR(with_time_types(args[k].time_dtype, args[k].tgt_dtype, [&](auto tt, auto tg) {
-      return launch_times<decltype(tt), decltype(tg)>(args, idx, m, vec[k], stream);
+      return launch_times<decltype(tt), decltype(tg)>(args, idx, m, min_blocks, stream);
     }));
   }
   return Status::ok();
@@ -438,7 +542,8 @@ Status resample_cuda(const ResampleArgs* args, int n, const char* const* names, 
   auto* stream = static_cast<cudaStream_t>(stream_ptr);
   core::CudaDeviceGuard guard(device);
   ROBOCACHE_CUDA_CHECK(guard.error());
-  if (!check) return launch_all(args, n, stream);
+  if (device < 0 || device >= 64) return invalid_argument("CUDA device index ", device, " is out of range");
+  if (!check) return launch_all(args, n, device, stream);
 
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
   ROBOCACHE_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
@@ -450,12 +555,36 @@ Status resample_cuda(const ResampleArgs* args, int n, const char* const* names, 
   ROBOCACHE_RETURN_IF_ERROR(get_scratch(device, &s));
   for (int k0 = 0; k0 < n; k0 += kMaxStreams) {
     const int m = std::min(n - k0, kMaxStreams);
-    for (int j = 0; j < m; ++j) {
-      const ResampleArgs& a = args[k0 + j];
-      const int64_t work = a.B + (a.st_sb == 0 ? 1 : a.B) * a.S + (a.tt_sb == 0 ? 1 : a.B) * a.T;
-      const auto blocks = static_cast<unsigned>(std::min<int64_t>((work + kThreads - 1) / kThreads, 4096));
-      ROBOCACHE_RETURN_IF_ERROR(with_time_types(a.time_dtype, a.tgt_dtype, [&](auto tt, auto tg) {
-        validate_kernel<decltype(tt), decltype(tg)><<<blocks, kThreads, 0, stream>>>(a, &s->state[j], &s->host[j]);
+    // One check launch per group of streams that share time dtypes (usually all of them); stream j of
+    // this chunk uses state and result slot j.
+    bool queued[kMaxStreams] = {};
+    for (int j0 = 0; j0 < m; ++j0) {
+      if (queued[j0]) continue;
+      const ResampleArgs& first = args[k0 + j0];
+      CheckTable table;
+      int64_t blocks = 0;
+      for (int j = j0; j < m; ++j) {
+        const ResampleArgs& a = args[k0 + j];
+        if (queued[j] || a.time_dtype != first.time_dtype || a.tgt_dtype != first.tgt_dtype) continue;
+        queued[j] = true;
+        const int q = table.n++;
+        table.slot[q] = j;
+        table.s[q] = a;
+        table.len_blocks[q] = a.lengths == nullptr ? 0 : (a.B + kCheckChunk - 1) / kCheckChunk;
+        table.src_blocks[q] = (a.st_sb == 0 ? 1 : a.B) * ((a.S + kCheckChunk - 1) / kCheckChunk);
+        blocks += table.len_blocks[q] + table.src_blocks[q] +
+                  (a.tt_sb == 0 ? 1 : a.B) * ((a.T + kCheckChunk - 1) / kCheckChunk);
+        table.block_end[q] = blocks;
+      }
+      const auto grid = static_cast<unsigned>(std::min<int64_t>(blocks, 8192));
+      ROBOCACHE_RETURN_IF_ERROR(with_time_types(first.time_dtype, first.tgt_dtype, [&](auto tt, auto tg) {
+        using TT = decltype(tt);
+        using TG = decltype(tg);
+        if (table.n == 1) {
+          validate_kernel<TT, TG, 1><<<grid, kThreads, 0, stream>>>(shrink_check(table), s->state, s->host);
+        } else {
+          validate_kernel<TT, TG, kMaxStreams><<<grid, kThreads, 0, stream>>>(table, s->state, s->host);
+        }
         ROBOCACHE_CUDA_CHECK(cudaGetLastError());
         return Status::ok();
       }));
@@ -463,7 +592,7 @@ Status resample_cuda(const ResampleArgs* args, int n, const char* const* names, 
     ROBOCACHE_CUDA_CHECK(cudaEventRecord(s->done, stream));
     // The resampling is queued before the host waits, so only the check's latency is exposed. It is
     // memory-safe on bad input (lengths are clamped in-kernel); on a fault its output is discarded.
-    if (k0 + m >= n) ROBOCACHE_RETURN_IF_ERROR(launch_all(args, n, stream));
+    if (k0 + m >= n) ROBOCACHE_RETURN_IF_ERROR(launch_all(args, n, device, stream));
     ROBOCACHE_CUDA_CHECK(cudaEventSynchronize(s->done));
     for (int j = 0; j < m; ++j) {
       const ResampleArgs& a = args[k0 + j];
