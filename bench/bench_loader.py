@@ -1,16 +1,27 @@
-"""Loader throughput: robocache.Loader against a PyTorch DataLoader doing the same reads (the same
-memory-mapped store columns, the same windows in the same order) and the same resampling with NumPy
-(np.interp per channel for linear streams, searchsorted for hold), with the same number of workers.
-Reports samples/s (windows/s) and MB/s of resampled output, best of --repeat.
+"""Loader throughput: robocache.Loader (the C++ pipeline: --workers worker threads) against a PyTorch
+DataLoader with the same number of worker processes doing the same reads (the same memory-mapped store
+columns, the same windows in the same order) and the same resampling with NumPy (np.interp per channel for
+linear streams, searchsorted for hold, one PNG decode per target frame, np.bincount for voxel occupancy).
+Reports samples/s (windows/s), MB/s of batch output and the ratio to the DataLoader, best of --repeat
+epochs of --batches batches. A persistent DataLoader (persistent_workers) and one Loader serve every
+repeat; the Loader is rewound to epoch 0 each time, so both read the same windows.
 
-CPU section: runs anywhere. GPU section (--device cuda): the Loader resamples on the GPU; the DataLoader
-baseline resamples with NumPy in its workers, pins (pin_memory=True) and copies to the GPU.
+CPU section: runs anywhere. GPU section (--device cuda): the Loader stages in pinned memory, copies and
+resamples on the GPU; the DataLoader baseline resamples with NumPy in its workers, pins (pin_memory=True)
+and copies to the GPU. --cold calls posix_fadvise(POSIX_FADV_DONTNEED) on every store file before each
+epoch (after an fsync; the Loader's own memory maps are dropped first, since mapped pages stay cached, and
+the DataLoader's workers are not persistent then), so each epoch reads from the disk, not the page cache.
+
+--train: a small MLP policy trained on the loader's batches (and on the DataLoader's, for comparison):
+step time on a resident batch, samples/s, and the fraction of wall time the GPU (model) was busy. The
+target on the H100 is GPU busy >= 90% for a step >= 5 ms (pick --hidden / --layers so the step is >= 5 ms).
 
 Data: the LeRobot G1 sample (../shared/data/lerobot/g1_v21, 30 Hz state and action, float32[26]) converted
 to a store, plus the multi-rate demo store (robocache.store.demo_dataset: 100 Hz joints, 50 Hz quaternion,
-10 Hz actions and gripper, 15 Hz PNG camera) without the camera and with it.
+10 Hz actions and gripper, 15 Hz PNG camera, 10 Hz lidar) without the camera, with it, and with the lidar
+voxelized (16 x 16 x 8 occupancy).
 
-Usage: python bench/bench_loader.py [--workers 2] [--batch-size 64] [--batches 200] [--device cpu|cuda]
+Usage: python bench/bench_loader.py [--workers 2] [--batch-size 64] [--batches 200] [--device cpu|cuda] [--cold]
        python bench/bench_loader.py --device cuda --train [--hidden 4096 --layers 4]   (GPU busy fraction)
 """
 
@@ -36,8 +47,8 @@ class NumpyWindows(torch.utils.data.Dataset):
     """What a user writes without RoboCache: one window per item, read from the memory-mapped store and
     resampled with NumPy."""
 
-    def __init__(self, path, streams, methods, window_ep, window_start, T, hz):
-        self.path, self.streams, self.methods = path, streams, methods
+    def __init__(self, path, streams, methods, window_ep, window_start, T, hz, voxelize=None):
+        self.path, self.streams, self.methods, self.voxelize = path, streams, methods, voxelize or {}
         self.ep, self.start, self.T, self.hz = window_ep, window_start, T, hz
         self.st = None
 
@@ -55,9 +66,20 @@ class NumpyWindows(torch.utils.data.Dataset):
         for n, c in zip(self.streams, cols):
             a, b = int(c.episodes[e]), int(c.episodes[e + 1])
             ts = np.asarray(c.timestamps[a:b])
-            if c.kind == "bytes" or self.methods.get(n) == "hold":
+            if c.kind != "tensor" or self.methods.get(n) == "hold":
                 idx = np.clip(np.searchsorted(ts, tgt, "right") - 1, 0, b - a - 1) + a
-                if c.kind == "bytes":
+                if c.kind == "pointcloud":
+                    g = self.voxelize[n]
+                    size, origin, dims = np.broadcast_to(g["voxel_size"], 3), np.asarray(g["origin"]), g["grid_size"]
+                    grids = []
+                    for r in idx:
+                        p = np.asarray(c.data[c.items[r]:c.items[r + 1]])[:, :3]
+                        v = np.floor((p - origin) / size).astype(np.int64)
+                        v = v[np.all((v >= 0) & (v < dims), 1)]
+                        flat = (v[:, 0] * dims[1] + v[:, 1]) * dims[2] + v[:, 2]
+                        grids.append(np.bincount(flat, minlength=int(np.prod(dims))).reshape(dims) > 0)
+                    v = np.stack(grids)
+                elif c.kind == "bytes":
                     v = np.stack([datasets.decode_image(c.data[c.items[r]:c.items[r + 1]].tobytes()) for r in idx])
                 else:
                     v = np.asarray(c.data[idx])
@@ -70,6 +92,18 @@ class NumpyWindows(torch.utils.data.Dataset):
             out[n] = torch.from_numpy(v)
             out[n + ".mask"] = torch.from_numpy((tgt >= ts[0]) & (tgt <= ts[-1]))
         return out
+
+
+def drop_page_cache(path):
+    """Evicts the store's files from the page cache (fsync first: only clean pages are dropped)."""
+    for root, _, names in os.walk(path):
+        for name in names:
+            fd = os.open(os.path.join(root, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
 
 
 def run_epoch(it, batches, device):
@@ -88,23 +122,28 @@ def run_epoch(it, batches, device):
     return n / dt, nbytes / dt / 1e6
 
 
-def bench(name, path, streams, methods, args):
+def bench(name, path, streams, methods, args, voxelize=None):
     kw = dict(batch_size=args.batch_size, window=args.window, target_hz=args.hz, streams=streams, methods=methods,
-              seed=0, num_threads=args.workers, prefetch=2, device=args.device)
+              seed=0, num_threads=args.workers, prefetch=2, device=args.device, voxelize=voxelize)
     loader = robocache.Loader(path, **kw)
     batches = min(args.batches, len(loader))
-    order = np.concatenate([np.arange(0)] + [np.asarray(w[:, 0]) for w in loader.windows(0)]).astype(np.int64)
+    order = np.concatenate([np.asarray(w[:, 0]) for w in loader.windows(0)]).astype(np.int64)
     starts = np.concatenate([w[:, 1] for w in loader.windows(0)])
-    ds = NumpyWindows(loader.store.path, streams, methods, order, starts, loader.T, args.hz)
+    ds = NumpyWindows(loader.store.path, streams, methods, order, starts, loader.T, args.hz, voxelize)
     dl = torch.utils.data.DataLoader(ds, batch_size=args.batch_size, shuffle=False, num_workers=args.workers,
                                      pin_memory=args.device != "cpu", prefetch_factor=2 if args.workers else None,
-                                     persistent_workers=args.workers > 0)
+                                     # cold: fresh workers every epoch, so no worker keeps the pages mapped
+                                     persistent_workers=args.workers > 0 and not args.cold)
 
     def loader_run():
-        lo = robocache.Loader(path, **kw)
-        return run_epoch(lo, batches, args.device)
+        if args.cold:
+            loader.evict_page_cache()  # its own maps too: mapped pages stay in the page cache otherwise
+        loader.load_state_dict(dict(loader.state_dict(), epoch=0, batch=0))  # the same epoch 0 every repeat
+        return run_epoch(loader, batches, args.device)
 
     def dl_run():
+        if args.cold:
+            drop_page_cache(path)
         if args.device == "cpu":
             return run_epoch(dl, batches, "cpu")
 
@@ -114,20 +153,23 @@ def bench(name, path, streams, methods, args):
         return run_epoch(moved(), batches, args.device)
 
     res = {}
-    for label, fn in (("robocache.Loader", loader_run), (f"DataLoader+NumPy ({args.workers} workers)", dl_run)):
-        best = max((fn() for _ in range(args.repeat)), key=lambda r: r[0])
-        res[label] = best
+    for label, fn in ((f"robocache.Loader ({args.workers} threads)", loader_run),
+                      (f"DataLoader+NumPy ({args.workers} workers)", dl_run)):
+        res[label] = max((fn() for _ in range(args.repeat)), key=lambda r: r[0])
     print(f"{name}: {loader.num_windows} windows, T={loader.T}, batch {args.batch_size}, {batches} batches, "
-          f"device {args.device}")
+          f"device {args.device}{', cold page cache' if args.cold else ''}")
     base = list(res.values())[1][0]
     for label, (sps, mbs) in res.items():
         print(f"  {label:<36} {sps:10.0f} samples/s  {mbs:8.1f} MB/s  {sps / base:5.2f}x")
     sys.stdout.flush()
+    del dl
+    return ds
 
 
-def bench_training(path, streams, args):
-    """A small MLP policy trained on the loader's batches. The GPU's busy fraction is estimated as
-    steps x (time of one step on a batch already on the GPU) / wall time of the loop with the loader."""
+def bench_training(path, streams, args, ds):
+    """A small MLP policy trained on the loader's batches, then on the DataLoader's (same windows, same
+    worker count). The model's busy fraction is estimated as steps x (time of one step on a batch already
+    on the device) / wall time of the loop fed by the loader."""
     import torch.nn as nn
 
     loader = robocache.Loader(path, batch_size=args.batch_size, window=args.window, target_hz=args.hz,
@@ -155,18 +197,32 @@ def bench_training(path, streams, args):
         step(first)
     sync()
     step_s = (time.perf_counter() - t0) / 50
-    n = 0
-    t0 = time.perf_counter()
-    for i, b in enumerate(loader):
-        step(b)
-        n += 1
-        if n == args.batches:
-            break
-    sync()
-    wall = time.perf_counter() - t0
-    print(f"training: MLP {args.layers}x{args.hidden}, step {step_s * 1e3:.2f} ms on a resident batch; with the "
-          f"loader {wall / n * 1e3:.2f} ms/step, {n * args.batch_size / wall:.0f} samples/s, "
-          f"{'GPU' if args.device != 'cpu' else 'model'} busy ~{min(1.0, n * step_s / wall) * 100:.0f}%")
+
+    def fed(batches):
+        if args.cold:
+            loader.evict_page_cache()
+        n = 0
+        t0 = time.perf_counter()
+        for b in batches:
+            step(b)
+            n += 1
+            if n == args.batches:
+                break
+        sync()
+        wall = time.perf_counter() - t0
+        return n, wall
+
+    dl = torch.utils.data.DataLoader(ds, batch_size=args.batch_size, shuffle=False, num_workers=args.workers,
+                                     pin_memory=args.device != "cpu", prefetch_factor=2 if args.workers else None)
+    moved = ({k: v.to(args.device, non_blocking=True) for k, v in b.items()} for b in dl)
+    what = "GPU" if args.device != "cpu" else "model"
+    print(f"training: MLP {args.layers}x{args.hidden}, step {step_s * 1e3:.2f} ms on a resident batch")
+    for label, batches in ((f"robocache.Loader ({args.workers} threads)", loader),
+                           (f"DataLoader+NumPy ({args.workers} workers)", moved)):
+        n, wall = fed(batches)
+        print(f"  {label:<36} {wall / n * 1e3:7.2f} ms/step  {n * args.batch_size / wall:8.0f} samples/s  "
+              f"{what} busy ~{min(1.0, n * step_s / wall) * 100:.0f}%")
+    sys.stdout.flush()
 
 
 def main():
@@ -181,6 +237,8 @@ def main():
     ap.add_argument("--train", action="store_true", help="GPU: also time a small MLP training loop fed by the loader")
     ap.add_argument("--hidden", type=int, default=4096)
     ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--cold", action="store_true",
+                    help="posix_fadvise(DONTNEED) the store's files before each epoch: cold reads, not the page cache")
     args = ap.parse_args()
     print(f"robocache {robocache.__version__}, torch {torch.__version__}, {os.cpu_count()} CPUs, "
           f"build {robocache.build_info()['compiler']}, cuda={robocache.build_info()['cuda']}")
@@ -188,9 +246,9 @@ def main():
         g1 = DATA / "lerobot" / "g1_v21"
         if g1.exists():
             st = store.convert(g1, os.path.join(tmp, "g1"), progress=False)
-            bench("LeRobot G1 (state+action, linear)", st.path, ["observation.state", "action"], {}, args)
+            ds = bench("LeRobot G1 (state+action, linear)", st.path, ["observation.state", "action"], {}, args)
             if args.train:
-                bench_training(st.path, ["observation.state", "action"], args)
+                bench_training(st.path, ["observation.state", "action"], args, ds)
         else:
             print(f"skipping LeRobot G1: {g1} not present")
         demo = store.demo_dataset(os.path.join(tmp, "demo"), episodes=16)
@@ -199,6 +257,9 @@ def main():
               {"gripper": "hold"}, args)
         bench("demo multi-rate + 15 Hz PNG camera 32x32", demo.path, low + ["camera"],
               {"gripper": "hold", "camera": "hold"}, args)
+        bench("demo multi-rate + 10 Hz lidar voxelized 16x16x8", demo.path, low + ["lidar"],
+              {"gripper": "hold", "lidar": "hold"}, args,
+              voxelize={"lidar": dict(store.DEMO_LIDAR_GRID, mode="occupancy")})
 
 
 if __name__ == "__main__":

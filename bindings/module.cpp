@@ -19,6 +19,7 @@ void throw_status(const Status& status) {
 void bind_resample(nb::module_& m);
 void bind_voxelize(nb::module_& m);
 void bind_datasets(nb::module_& m);
+void bind_loader(nb::module_& m);
 
 }  // namespace robocache::bindings
 
@@ -46,4 +47,5 @@ NB_MODULE(_C, m) {
   bindings::bind_resample(m);
   bindings::bind_voxelize(m);
   bindings::bind_datasets(m);
+  bindings::bind_loader(m);
 }

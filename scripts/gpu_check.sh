@@ -34,6 +34,8 @@ python3 bench/bench_resample.py --gpu --json "$OUT/bench_resample.json" 2>&1 | t
 python3 bench/bench_fuse.py --json "$OUT/bench_fuse.json" 2>&1 | tee "$OUT/bench_fuse.log"
 if [ -z "${SKIP_LOADER_BENCH:-}" ]; then
   python3 -m robocache demo 2>&1 | tee "$OUT/demo.log"
-  python3 bench/bench_loader.py --device cuda --train --workers 8 2>&1 | tee "$OUT/bench_loader.log"
+  # targets (issue 6): the Loader >= 5x the DataLoader's samples/s, GPU busy >= 90% for a step >= 5 ms
+  python3 bench/bench_loader.py --device cuda --train --workers 8 --layers 6 2>&1 | tee "$OUT/bench_loader.log"
+  python3 bench/bench_loader.py --device cuda --workers 8 --cold 2>&1 | tee "$OUT/bench_loader_cold.log"
 fi
 [ -n "${SKIP_VOXEL_BENCH:-}" ] || python3 bench/bench_voxelize.py --data .devdata/pointclouds 2>&1 | tee "$OUT/bench_voxelize.log"

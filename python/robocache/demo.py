@@ -78,10 +78,13 @@ def train(device: str, steps: int, data: str | None = None, seed: int = 0) -> in
         if data is None:
             st = rc_store.demo_dataset(path, episodes=32, seed=seed)
             methods = {"ee_quat": "slerp"}
+            # the lidar clouds, voxelized by the loader (occupancy grid of the window's last step is an input)
+            voxelize = {"lidar": dict(rc_store.DEMO_LIDAR_GRID, mode="occupancy")}
         else:
             print(f"converting {data} into a store", file=sys.stderr)
             st = rc_store.convert(data, path)
             methods = {}
+            voxelize = {}
         floats = _float_streams(st)
         action = next((n for n in floats if "action" in n), floats[-1] if floats else None)
         obs = [n for n in floats if n != action]
@@ -89,23 +92,30 @@ def train(device: str, steps: int, data: str | None = None, seed: int = 0) -> in
             print(f"demo: {data} needs at least two float streams (observations and an action); it has {floats}",
                   file=sys.stderr)
             return 1
-        loader = Loader(st, batch_size=64, window=1.0, target_hz=50, streams=obs + [action], device=device,
-                        methods={k: v for k, v in methods.items() if k in obs + [action]}, seed=seed)
+        clouds = list(voxelize)
+        loader = Loader(st, batch_size=64, window=1.0, target_hz=50, streams=obs + [action] + clouds, device=device,
+                        methods={k: v for k, v in methods.items() if k in obs + [action]}, seed=seed,
+                        voxelize=voxelize)
+
+        def inputs(batch):
+            x = [batch[n].flatten(1) for n in obs] + [batch[n][:, -1].flatten(1) for n in clouds]
+            return torch.cat([v.float() for v in x], 1)
+
         first = next(iter(loader))
-        x_dim = sum(first[n][0].numel() for n in obs)
+        x_dim = inputs(first).shape[1]
         y_dim = first[action][0].numel()
         dev = torch.device(device)
         model = torch.nn.Sequential(torch.nn.Linear(x_dim, 1024), torch.nn.GELU(), torch.nn.Linear(1024, 1024),
                                     torch.nn.GELU(), torch.nn.Linear(1024, y_dim)).to(dev)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-        print(f"training: {len(st)} episodes, obs {obs} -> {action}, {steps} steps of 64 windows x 1 s at 50 Hz "
+        print(f"training: {len(st)} episodes, obs {obs + [c + ' (voxelized)' for c in clouds]} -> {action}, {steps} steps of 64 windows x 1 s at 50 Hz "
               f"on {device}", file=sys.stderr)
         cuda = dev.type == "cuda"
         busy, losses, seen, step = 0.0, [], 0, 0
         start = time.perf_counter()
         while step < steps:
             for batch in loader:
-                x = torch.cat([batch[n].flatten(1) for n in obs], 1).float()
+                x = inputs(batch)
                 y = batch[action].flatten(1).float()
                 if cuda:
                     ev = (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))

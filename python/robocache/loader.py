@@ -1,28 +1,29 @@
 """``robocache.Loader``: training batches of fixed-length windows from an episode store, every stream
 resampled onto one ``target_hz`` timeline.
 
-This first version is Python on top of the native ops: a thread pool builds batches ahead (bounded by
-``prefetch``), each batch reads only the source samples that cover its windows from the memory-mapped
-store, and the resampling/alignment runs in :func:`robocache.fuse_multimodal` on the CPU or, for
-``device="cuda"``, on the GPU after a pinned, asynchronous copy on the worker's own CUDA stream.
+Python computes the windows and each epoch's order (seeded permutation, rank split, padding) with NumPy
+and hands the epoch's array of windows to the C++ pipeline (``src/loader/``, ``include/robocache/loader.h``),
+which does everything per sample: its worker threads read the source samples covering each window from
+the memory-mapped store, decode images, stage them (pinned memory for CUDA), copy them to the GPU on
+their own CUDA streams and resample / voxelize them there (or on the CPU), into output buffers that
+become PyTorch tensors without a copy (DLPack).
 """
 
 from __future__ import annotations
 
 import math
 import os
-from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 
 from . import _C
-from .ops import fuse_multimodal
 from .store import Store, open_store
 
 __all__ = ["Loader"]
 
 _METHODS = ("linear", "nearest", "hold", "slerp")
+_VOXEL_MODES = ("occupancy", "count", "sum", "mean", "max")
 _RESERVED = ("episode", "start_time", "masks")
 _FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 
@@ -30,11 +31,11 @@ _FLOATS = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 class _Plan:
     """Per selected stream: how it is read and resampled."""
 
-    def __init__(self, name, s, method, quat_channel):
+    def __init__(self, name, s, method, quat_channel, voxel=None):
         self.name, self.s, self.method, self.quat_channel = name, s, method, quat_channel
         self.is_float = s.kind == "tensor" and s.dtype in _FLOATS
-        # non-float tensors and encoded images are resampled as sample indices (hold/nearest), then gathered
-        self.width = int(np.prod(s.shape)) if self.is_float else 1
+        # for the C++ pipeline: None or (voxel_size[3], origin[3], grid_size[3], mode)
+        self.voxel = voxel
 
 
 class Loader:
@@ -49,14 +50,41 @@ class Loader:
     Windows start every ``stride`` seconds (default one target step) from each episode's first sample and,
     with ``edges="inside"`` (default), end at or before its last one; with ``edges="pad"`` they start at
     every step up to the last sample and run past the episode's end, where the values hold the last sample
-    and the masks are False (action chunks at the end of an episode, as LeRobot pads them). Floating-point streams are resampled with ``methods[name]`` (default
-    ``"linear"``; ``"slerp"`` for quaternions, see ``quat_channels``); integer/bool streams and encoded images
-    with ``"hold"`` (or ``"nearest"``); images are decoded to uint8 ``[B, T, H, W, C]``. Boundary: clamp.
+    and the masks are False (action chunks at the end of an episode, as LeRobot pads them). Episodes of any
+    length and streams of any rate mix in one batch. Floating-point streams are resampled with
+    ``methods[name]`` (default ``"linear"``; ``"slerp"`` for quaternions, see ``quat_channels``);
+    integer/bool streams, encoded images and point clouds with ``"hold"`` (or ``"nearest"``); images are
+    decoded to uint8 ``[B, T, H, W, C]`` (every image of a stream must have the shape of its first).
+    Boundary: clamp.
+
+    Point-cloud streams (variable-size ``[N_i, 3 + C]`` clouds, see :func:`robocache.store.write_store`) must be
+    voxelized: ``voxelize={name: dict(voxel_size=s or (sx, sy, sz), grid_size=(X, Y, Z), origin=(0, 0, 0),
+    mode="occupancy")}`` gives ``[B, T, X, Y, Z]`` (bool for ``occupancy``, int32 for ``count``) or
+    ``[B, T, X, Y, Z, C]`` for ``sum`` / ``mean`` / ``max`` of the C feature columns, with the semantics of
+    :func:`robocache.voxelize_point_cloud` (points outside the grid are dropped).
 
     ``shuffle`` orders windows by a permutation that depends only on ``seed`` and the epoch, so the same
-    seed gives the same batches; ``state_dict()`` / ``load_state_dict()`` resume mid-epoch. ``len()`` is the
-    number of batches per epoch (of this rank). ``num_threads`` threads (default: all cores, at most 8)
-    build batches ahead, at most ``prefetch`` per thread.
+    seed gives the same batches, whatever ``num_threads`` and ``prefetch``; ``state_dict()`` /
+    ``load_state_dict()`` resume mid-epoch. ``len()`` is the number of batches per epoch (of this rank).
+
+    The pipeline is C++ (no Python per sample): ``num_threads`` worker threads (default: all cores, at most
+    8) build whole batches, at most ``prefetch`` per thread ahead of the consumer (the bound on the loader's
+    memory besides the batches you hold). On CUDA each worker copies its staged (pinned) inputs to the GPU
+    on its own stream and resamples there; the caller's current stream waits on each batch's event, the
+    host does not. A batch's tensors share one buffer that the pipeline reuses once every tensor of the
+    batch is freed *and* the work queued on the stream that was current at ``next()`` before that is done;
+    a tensor used on another stream must be ordered with that stream by the user (``record_stream``-style
+    hazards, as with any buffer). An error in a worker (a corrupt image, say) is raised by the iterating
+    thread, with its message, for the batch it occurred in. Starting a new iteration of the same loader
+    cancels an unfinished one (its iterator then raises RuntimeError). ``stats()`` reports batches built and
+    the bytes held (pinned, device, host); ``evict_page_cache()`` drops the store from the page cache, for
+    cold-read measurements.
+
+    ``device="cuda"`` (the default) without an index means ``cuda:{torch.cuda.current_device()}`` at
+    construction; with no GPU visible it is a ValueError (never a silent CPU fallback): pass
+    ``device="cpu"`` for the CPU pipeline, which yields CPU tensors. Under ``torchrun``, call
+    ``torch.cuda.set_device(local_rank)`` before making the loader and each rank's pipeline (its pinned
+    copies, its streams and the resampling) runs on its own GPU. An explicit ``"cuda:N"`` is used as given.
 
     Distributed training: ``rank`` and ``world_size`` (both or neither; when neither is given they come from
     ``torch.distributed`` if it is initialized, else rank 0 of 1) split every epoch between the ranks. Every
@@ -76,19 +104,15 @@ class Loader:
 
     With ``world_size=1`` this is exactly the single-process loader. ``state_dict()`` records ``rank`` and
     ``world_size``; loading it into a loader of another rank or world size is an error.
-
-    ``device="cuda"`` without an index means ``cuda:{torch.cuda.current_device()}`` at construction: under
-    ``torchrun``, call ``torch.cuda.set_device(local_rank)`` before making the loader and each rank's
-    pipeline (its pinned copies, its streams and the resampling) runs on its own GPU. An explicit
-    ``"cuda:N"`` is used as given.
     """
 
     def __init__(self, store: Union[str, os.PathLike, Store], *, batch_size: int, window: float, target_hz: float,
-                 streams: Union[str, Sequence[str]], device: str = "cpu", shuffle: bool = True, seed: int = 0,
+                 streams: Union[str, Sequence[str]], device: str = "cuda", shuffle: bool = True, seed: int = 0,
                  drop_last: bool = False, prefetch: int = 2, num_threads: Optional[int] = None,
                  methods: Optional[Dict[str, str]] = None, quat_channels: Optional[Dict[str, int]] = None,
                  stride: Optional[float] = None, edges: str = "inside", verify: bool = True,
-                 rank: Optional[int] = None, world_size: Optional[int] = None):
+                 rank: Optional[int] = None, world_size: Optional[int] = None,
+                 voxelize: Optional[Dict[str, dict]] = None):
         self.store = store if isinstance(store, Store) else open_store(store, verify=verify)
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
@@ -116,7 +140,7 @@ class Loader:
         self.num_threads = int(num_threads) if num_threads else min(os.cpu_count() or 1, 8)
         self.rank, self.world_size = _rank_and_world_size(rank, world_size)
         self.device = self._check_device(device)
-        self._plans = self._make_plans(streams, methods or {}, quat_channels or {})
+        self._plans = self._make_plans(streams, methods or {}, quat_channels or {}, voxelize or {})
         self._make_windows()
         n, w = self.num_windows, self.world_size
         self.windows_per_rank = n // w if self.drop_last else -(-n // w)
@@ -124,6 +148,12 @@ class Loader:
             raise ValueError(f"drop_last=True with world_size={w} leaves no window for any rank: the store gives "
                              f"only {n} windows")
         self._epoch, self._batch = 0, 0
+        specs = [(p.name, p.method, -1 if p.quat_channel is None else int(p.quat_channel), p.voxel)
+                 for p in self._plans]
+        # opens the store's columns in C++ (memory maps, headers checked against the manifest) and checks the
+        # plan; the worker threads start with the first iteration
+        self._pipe = _C.LoaderPipeline(self.store.path, specs, self.batch_size, self.T, self.target_hz, self.device,
+                                       self.num_threads, self.prefetch, self._origin)
 
     # ------------------------------------------------------------------------------------------ checks
     @staticmethod
@@ -151,7 +181,7 @@ class Loader:
             return f"cuda:{int(index)}"
         raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
 
-    def _make_plans(self, streams, methods, quat_channels) -> List[_Plan]:
+    def _make_plans(self, streams, methods, quat_channels, voxelize) -> List[_Plan]:
         if isinstance(streams, str):
             streams = [streams]
         streams = list(streams)
@@ -166,7 +196,7 @@ class Loader:
         for n in streams:
             if n in _RESERVED:
                 raise ValueError(f"streams: '{n}' clashes with the batch key of the same name ({_RESERVED})")
-        for what, d in (("methods", methods), ("quat_channels", quat_channels)):
+        for what, d in (("methods", methods), ("quat_channels", quat_channels), ("voxelize", voxelize)):
             extra = set(d) - set(streams)
             if extra:
                 raise ValueError(f"{what} names {sorted(extra)}, which are not among streams {streams}")
@@ -178,13 +208,18 @@ class Loader:
             s = have[n]
             if s.kind == "bytes" and s.encoding not in ("jpeg", "png"):
                 raise ValueError(f"stream '{n}' holds {s.encoding} bytes; the loader yields tensors, so only "
-                                 "tensor streams and JPEG/PNG image streams can be loaded")
+                                 "tensor streams, JPEG/PNG image streams and point clouds can be loaded")
+            if s.kind == "pointcloud" and n not in voxelize:
+                raise ValueError(f"stream '{n}' holds point clouds of varying size; voxelize it (voxelize={{'{n}': "
+                                 "dict(voxel_size=..., grid_size=..., origin=..., mode=...)}) to get a tensor")
+            if n in voxelize and s.kind != "pointcloud":
+                raise ValueError(f"voxelize['{n}'] is given but stream '{n}' holds {s.kind} samples, not point clouds")
             is_float = s.kind == "tensor" and s.dtype in _FLOATS
             method = methods.get(n, "linear" if is_float else "hold")
             if method not in _METHODS:
                 raise ValueError(f"methods['{n}'] must be one of {_METHODS}, got {method!r}")
             if not is_float and method not in ("hold", "nearest"):
-                what = f"{s.encoding} images" if s.kind == "bytes" else f"{s.dtype} samples"
+                what = {"bytes": f"{s.encoding} images", "pointcloud": "point clouds"}.get(s.kind, f"{s.dtype} samples")
                 raise ValueError(f"methods['{n}'] = {method!r} cannot interpolate {what}; use 'hold' or 'nearest'")
             q = quat_channels.get(n)
             width = int(np.prod(s.shape))
@@ -196,7 +231,8 @@ class Loader:
             elif q is not None:
                 raise ValueError(f"quat_channels['{n}'] is given but methods['{n}'] is {method!r}, not 'slerp'")
             _check_timestamps(s, self.store.path)
-            plans.append(_Plan(n, s, method, q))
+            voxel = _voxel_spec(n, s, voxelize[n]) if n in voxelize else None
+            plans.append(_Plan(n, s, method, q, voxel))
         return plans
 
     def _make_windows(self) -> None:
@@ -287,153 +323,70 @@ class Loader:
         self._epoch, self._batch = int(state["epoch"]), int(state["batch"])
 
     def __iter__(self) -> Iterator[dict]:
-        order = self._order(self._epoch)
-        nb = len(self)
-        ahead = self.prefetch * self.num_threads
-        pool = ThreadPoolExecutor(max_workers=self.num_threads, thread_name_prefix="robocache-loader")
-        pending = []
-        nxt = self._batch
+        nb, B = len(self), self.batch_size
+        order = self._order(self._epoch)[self._batch * B:nb * B]
+        episodes = np.ascontiguousarray(self._win_ep[order], dtype=np.int64)
+        starts = np.ascontiguousarray(self._win_k[order] * self.stride, dtype=np.float64)
+        run = self._pipe.start(episodes, starts) if len(order) else None
+        stream = self._consumer_stream()
         try:
+            i = 0
             while self._batch < nb:
-                while nxt < nb and len(pending) < ahead:
-                    w = order[nxt * self.batch_size:(nxt + 1) * self.batch_size]
-                    pending.append(pool.submit(self._build, self._win_ep[w], self._win_k[w] * self.stride))
-                    nxt += 1
-                batch = self._finish(pending.pop(0).result())
+                values, masks = self._pipe.next(run, stream())  # waits without the GIL
+                batch = dict(values)
+                batch["masks"] = masks
+                batch["episode"] = torch_from_numpy(episodes[i * B:(i + 1) * B])
+                batch["start_time"] = torch_from_numpy(starts[i * B:(i + 1) * B])
+                i += 1
                 self._batch += 1
                 yield batch
+                # hold no reference past the yield: a batch the caller dropped can be reused at once
+                del batch, values, masks
             self._epoch += 1
             self._batch = 0
         finally:
-            for f in pending:
-                f.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
+            if run is not None:
+                self._pipe.cancel(run)
 
-    # ------------------------------------------------------------------------------------------ batches
-    def _read(self, p: _Plan, episodes: np.ndarray, starts: np.ndarray):
-        """The source samples of stream p covering each window: times [B, S] (float64 seconds after the window
-        start, padded with the last one), lengths [B], the global row of each sample [B, S] (padded with the
-        last row) and the stream's first and last sample time in the episode [B, 2]. Vectorized over the batch."""
-        ts = p.s.timestamps
-        a = p.s.episodes[episodes]
-        b = p.s.episodes[episodes + 1]
-        span = (self.T - 1) / self.target_hz
-        if self._ns:
-            t0 = self._origin[episodes] + np.rint(starts * 1e9).astype(np.int64)
-            t1 = t0 + np.int64(round(span * 1e9))
-        else:
-            t0 = self._origin[episodes] + starts
-            t1 = t0 + span
-        # one sample at or before the window's start and one at or after its end, for interpolation
-        lo = np.maximum(_segment_search(ts, a, b, t0, right=True) - 1, a)
-        hi = np.minimum(_segment_search(ts, a, b, t1, right=False) + 1, b)
-        hi = np.maximum(hi, lo + 1)
-        lengths = hi - lo
-        S = int(lengths.max())
-        rows = np.minimum(lo[:, None] + np.arange(S)[None], (hi - 1)[:, None])
-        scale = 1e-9 if self._ns else 1.0
-        t = (ts[rows] - t0[:, None]) * scale
-        edges = (np.stack([ts[a], ts[b - 1]], 1) - t0[:, None]) * scale
-        return t.astype(np.float64, copy=False), lengths, rows, edges
-
-    def _build(self, episodes: np.ndarray, starts: np.ndarray):
-        """Runs on a worker thread: reads, stages and resamples one batch."""
-        B = len(episodes)
-        tgt = np.arange(self.T, dtype=np.float64) / self.target_hz
-        on_gpu = self.device != "cpu"
-        float_entries, index_entries = {}, {}
-        rows_of, masks = {}, {}
-        for p in self._plans:
-            t, lengths, rows, edges = self._read(p, episodes, starts)
-            rows_of[p.name] = rows
-            # the pad mask: targets outside the stream's samples in the episode (1 ns of slack, so a window
-            # that ends exactly on the last sample is not marked padded by rounding)
-            masks[p.name] = (tgt[None] >= edges[:, :1] - 1e-9) & (tgt[None] <= edges[:, 1:] + 1e-9)
-            if p.is_float:
-                data = np.asarray(p.s.data[rows.reshape(-1)]).reshape(B, rows.shape[1], p.width)
-                float_entries[p.name] = (data, t, lengths)
-            else:
-                pos = np.broadcast_to(np.arange(rows.shape[1], dtype=np.float64)[None, :, None], (B, rows.shape[1], 1))
-                index_entries[p.name] = (np.ascontiguousarray(pos), t, lengths)
-        out = {}
-        if index_entries:
-            idx = fuse_multimodal(index_entries, tgt, methods={n: self._method(n) for n in index_entries},
-                                  concat=False)
-            for n, v in idx.items():
-                p = self._plan(n)
-                local = np.rint(v[..., 0]).astype(np.int64)  # [B, T]
-                gathered = np.take_along_axis(rows_of[n], local, 1)
-                out[n] = self._gather(p, gathered)
-        kw = dict(methods={n: self._method(n) for n in float_entries}, concat=False,
-                  quat_channels={n: self._plan(n).quat_channel for n in float_entries})
-        if not on_gpu:
-            if float_entries:
-                for n, v in fuse_multimodal(float_entries, tgt, **kw).items():
-                    out[n] = v.reshape((B, self.T) + self._plan(n).s.shape)
-            return out, masks, episodes, starts, None
-        out, masks, event = self._on_cuda(out, masks, float_entries, tgt, kw, B)
-        return out, masks, episodes, starts, event
-
-    def _on_cuda(self, out, masks, float_entries, tgt, kw, B):
-        """Worker thread, device="cuda": everything goes up through pinned memory, asynchronously, on a stream
-        of the worker's own; the float streams are resampled there. Returns (out, masks, event)."""
-        import torch
-
-        dev = torch.device(self.device)
-        stream = torch.cuda.Stream(device=dev)
-        # the worker thread's current device is GPU 0 until set: make it this loader's GPU, so pinning, the
-        # copies and the native ops touch no other GPU
-        with torch.cuda.device(dev), torch.cuda.stream(stream):
-            def up(a):
-                return torch.from_numpy(np.ascontiguousarray(a)).pin_memory().to(dev, non_blocking=True)
-
-            out = {n: up(v) for n, v in out.items()}
-            masks = {n: up(v) for n, v in masks.items()}
-            if float_entries:
-                moved = {n: tuple(up(a) for a in e) for n, e in float_entries.items()}
-                for n, v in fuse_multimodal(moved, up(tgt), **kw).items():
-                    out[n] = v.reshape((B, self.T) + self._plan(n).s.shape)
-            event = stream.record_event()
-        return out, masks, event
-
-    def _gather(self, p: _Plan, rows: np.ndarray) -> np.ndarray:
-        B, T = rows.shape
-        if p.s.kind == "tensor":
-            return np.asarray(p.s.data[rows.reshape(-1)]).reshape((B, T) + p.s.shape)
-        uniq, inv = np.unique(rows.reshape(-1), return_inverse=True)
-        imgs = []
-        for r in uniq:
-            a, b = int(p.s.items[r]), int(p.s.items[r + 1])
-            imgs.append(_C.decode_image(p.s.data[a:b].tobytes(), f"{p.name}[{r}] in store {self.store.path}"))
-        shapes = {im.shape for im in imgs}
-        if len(shapes) > 1:
-            raise ValueError(f"stream '{p.name}' has images of different shapes {sorted(shapes)} in one batch; "
-                             "they cannot be stacked into one tensor")
-        return np.stack(imgs)[inv].reshape((B, T) + imgs[0].shape)
-
-    def _finish(self, built) -> dict:
-        """On the consuming thread: tensors on the device, ordered after the worker's CUDA stream."""
-        import torch
-
-        out, masks, episodes, starts, event = built
-        batch = {}
+    def _consumer_stream(self):
+        """A function giving the raw handle of the caller's current CUDA stream on the loader's GPU (0 on the
+        CPU): the pipeline makes it wait for each batch, and a batch's buffer is reused only after the work
+        queued on it before the batch was dropped."""
         if self.device == "cpu":
-            for n, v in out.items():
-                batch[n] = torch.from_numpy(np.ascontiguousarray(v))
-            batch["masks"] = {n: torch.from_numpy(np.ascontiguousarray(v)) for n, v in masks.items()}
-        else:
-            current = torch.cuda.current_stream(torch.device(self.device))
-            current.wait_event(event)
-            for v in list(out.values()) + list(masks.values()):
-                v.record_stream(current)  # made on the worker's stream, used on the caller's
-            batch.update(out)
-            batch["masks"] = dict(masks)
-        batch["masks"] = {p.name: batch["masks"][p.name] for p in self._plans}
-        ordered = {p.name: batch[p.name] for p in self._plans}
-        ordered["masks"] = batch["masks"]
-        ordered["episode"] = torch.from_numpy(np.ascontiguousarray(episodes))
-        ordered["start_time"] = torch.from_numpy(np.ascontiguousarray(starts, dtype=np.float64))
-        return ordered
+            return lambda: 0
+        import torch
+
+        index = torch.device(self.device).index
+        raw = getattr(torch._C, "_cuda_getCurrentRawStream", None)
+        if raw is not None:
+            return lambda: raw(index)
+        return lambda: torch.cuda.current_stream(index).cuda_stream
+
+    def evict_page_cache(self) -> None:
+        """Drops the store's files from this process's memory maps and from the OS page cache
+        (``posix_fadvise(POSIX_FADV_DONTNEED)`` after a write-back), so the next epoch reads from the disk:
+        for measuring cold-read throughput. Pages mapped by other processes stay cached."""
+        import mmap as _mmap
+
+        for s in self.store.streams.values():
+            for a in (s.data, s.timestamps, s.items):
+                m = getattr(a, "_mmap", None)
+                if m is not None and hasattr(m, "madvise"):
+                    m.madvise(_mmap.MADV_DONTNEED)
+        self._pipe.evict_page_cache()
+        for root, _, names in os.walk(self.store.path):
+            for name in names:
+                fd = os.open(os.path.join(root, name), os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                finally:
+                    os.close(fd)
+
+    def stats(self) -> dict:
+        """The pipeline's counters (batches built since it was made, output buffers it owns) and the bytes
+        all loader pipelines of the process hold (pinned staging, device and host buffers)."""
+        return dict(self._pipe.stats(), **_C.loader_memory())
 
     def _plan(self, name: str) -> _Plan:
         for p in self._plans:
@@ -473,6 +426,47 @@ def _rank_and_world_size(rank, world_size):
     return int(rank), int(world_size)
 
 
+def _voxel_spec(name: str, s, spec) -> tuple:
+    """voxelize[name] as (voxel_size[3], origin[3], grid_size[3], mode), checked."""
+    if not isinstance(spec, dict):
+        raise ValueError(f"voxelize['{name}'] must be a dict(voxel_size=..., grid_size=..., origin=..., mode=...), "
+                         f"got {spec!r}")
+    extra = set(spec) - {"voxel_size", "grid_size", "origin", "mode"}
+    if extra:
+        raise ValueError(f"voxelize['{name}'] has unknown keys {sorted(extra)}; it takes voxel_size, grid_size, "
+                         "origin and mode")
+    for key in ("voxel_size", "grid_size"):
+        if key not in spec:
+            raise ValueError(f"voxelize['{name}'] needs {key}")
+
+    def three(key, value, cast):
+        v = np.broadcast_to(np.asarray(value, dtype=np.float64), (3,)) if np.ndim(value) == 0 else np.asarray(value, dtype=np.float64)
+        if v.shape != (3,) or not np.all(np.isfinite(v)):
+            raise ValueError(f"voxelize['{name}']['{key}'] must be a finite number or 3 of them, got {value!r}")
+        return [cast(x) for x in v]
+
+    size = three("voxel_size", spec["voxel_size"], float)
+    if min(size) <= 0:
+        raise ValueError(f"voxelize['{name}']['voxel_size'] must be > 0, got {spec['voxel_size']!r}")
+    origin = three("origin", spec.get("origin", 0.0), float)
+    grid = three("grid_size", spec["grid_size"], float)
+    if any(g < 1 or g != int(g) for g in grid):
+        raise ValueError(f"voxelize['{name}']['grid_size'] must be integers >= 1, got {spec['grid_size']!r}")
+    mode = spec.get("mode", "occupancy")
+    if mode not in _VOXEL_MODES:
+        raise ValueError(f"voxelize['{name}']['mode'] must be one of {_VOXEL_MODES}, got {mode!r}")
+    if mode in ("sum", "mean", "max") and int(np.prod(s.shape)) <= 3:
+        raise ValueError(f"voxelize['{name}']['mode'] = {mode!r} reduces feature columns, but the points of stream "
+                         f"'{name}' have only x, y, z ({list(s.shape)})")
+    return (size, origin, [int(g) for g in grid], mode)
+
+
+def torch_from_numpy(a: np.ndarray):
+    import torch
+
+    return torch.from_numpy(a)
+
+
 def _check_timestamps(s, path: str) -> None:
     """Every episode's timestamps of stream s are free of NaN and non-decreasing; else a ValueError naming
     the stream, the episode and the sample (before any batch, rather than in a worker)."""
@@ -493,21 +487,6 @@ def _check_timestamps(s, path: str) -> None:
         e = int(np.searchsorted(s.episodes, i, "right")) - 1
         raise ValueError(f"store {path}: stream '{s.name}' has decreasing timestamps in episode {e}: sample "
                          f"{i - int(s.episodes[e])} is at {ts[i]}, before the previous one at {ts[i - 1]}")
-
-
-def _segment_search(ts, a: np.ndarray, b: np.ndarray, x: np.ndarray, right: bool) -> np.ndarray:
-    """np.searchsorted(ts[a[j]:b[j]], x[j], side) + a[j] for every j at once: a binary search over each
-    row's own sorted segment of ts (an episode's timestamps)."""
-    lo, hi = a.astype(np.int64).copy(), b.astype(np.int64).copy()
-    while True:
-        active = lo < hi
-        if not active.any():
-            return lo
-        mid = (lo + hi) // 2
-        v = ts[np.where(active, mid, 0)]
-        go_right = (v <= x) if right else (v < x)
-        lo = np.where(active & go_right, mid + 1, lo)
-        hi = np.where(active & ~go_right, mid, hi)
 
 
 def _positive(x) -> bool:

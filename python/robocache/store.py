@@ -7,7 +7,9 @@ Layout of a store ``DST/``::
     episodes.json            per-episode metadata (language instruction, task, source file and key, extra)
     streams/NNN/data.npy     tensor streams: every episode's samples concatenated, [total_S, ...]
                              bytes streams (encoded images, text): the items concatenated, uint8 [total_bytes]
-    streams/NNN/items.npy    bytes streams only: int64 [total_S + 1], item i is data[items[i]:items[i + 1]]
+                             point-cloud streams: every cloud's points concatenated, [total_points, 3 + C]
+    streams/NNN/items.npy    bytes and point-cloud streams: int64 [total_S + 1], item (cloud) i is
+                             data[items[i]:items[i + 1]] (bytes, or points)
     streams/NNN/timestamps.npy   [total_S], float64 seconds or int64 nanoseconds (the manifest's time_unit)
     streams/NNN/episodes.npy     int64 [num_episodes + 1]: episode e's samples are rows episodes[e]:episodes[e+1]
 
@@ -34,7 +36,8 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-__all__ = ["convert", "open_store", "Store", "StoreStream", "StoreError", "demo_dataset", "FORMAT", "VERSION"]
+__all__ = ["convert", "open_store", "Store", "StoreStream", "StoreError", "demo_dataset", "DEMO_LIDAR_GRID", "FORMAT",
+           "VERSION"]
 
 FORMAT = "robocache-store"
 VERSION = 1
@@ -103,8 +106,8 @@ def _stream_schema(stream, images: str = "encoded") -> dict:
                              "tell their shape")
         s.update(kind="tensor", dtype="|u1", shape=list(stream.decode(0).shape), encoding="",
                  decoded_from=stream.encoding)
-    elif stream.kind == "tensor":
-        a = stream.numpy()
+    elif stream.kind in ("tensor", "pointcloud"):
+        a = stream.numpy()  # point clouds: every cloud's points concatenated, [P, 3 + C]
         s.update(dtype=a.dtype.str, shape=list(a.shape[1:]), encoding="")
     else:
         s.update(dtype="|u1", shape=[], encoding=stream.encoding)
@@ -251,8 +254,8 @@ def _assemble(part: str, chunks: str, n: int, schema: List[dict], source: dict, 
             for k, s in enumerate(schema):
                 t = z[f"t{k}"]
                 lengths[k, i] = len(t)
-                if s["kind"] == "bytes":
-                    nbytes[k, i] = len(z[f"d{k}"])
+                if s["kind"] in ("bytes", "pointcloud"):
+                    nbytes[k, i] = len(z[f"d{k}"])  # bytes, or points
         bar = _Progress(len(schema), "write streams", progress)
         for k, s in enumerate(schema):
             d = os.path.join(part, "streams", f"{k:03d}")
@@ -268,7 +271,11 @@ def _assemble(part: str, chunks: str, n: int, schema: List[dict], source: dict, 
             else:
                 byte_off = np.zeros(n + 1, dtype=np.int64)
                 np.cumsum(nbytes[k], out=byte_off[1:])
-                data = np.lib.format.open_memmap(os.path.join(d, "data.npy"), "w+", np.uint8, (int(byte_off[-1]),))
+                if s["kind"] == "pointcloud":  # items index points: cloud i is data[items[i]:items[i + 1]]
+                    data = np.lib.format.open_memmap(os.path.join(d, "data.npy"), "w+", np.dtype(s["dtype"]),
+                                                     (int(byte_off[-1]), *s["shape"]))
+                else:
+                    data = np.lib.format.open_memmap(os.path.join(d, "data.npy"), "w+", np.uint8, (int(byte_off[-1]),))
                 items = np.lib.format.open_memmap(os.path.join(d, "items.npy"), "w+", np.int64, (total + 1,))
                 items[total] = byte_off[-1]
             for i, z in enumerate(files):
@@ -280,7 +287,7 @@ def _assemble(part: str, chunks: str, n: int, schema: List[dict], source: dict, 
                     data[byte_off[i]:byte_off[i + 1]] = z[f"d{k}"]
                     items[a:b] = z[f"o{k}"][:-1] + byte_off[i]
             del ts, data
-            if s["kind"] == "bytes":
+            if s["kind"] != "tensor":
                 del items
             np.save(os.path.join(d, "episodes.npy"), ep_off)
             bar.update()
@@ -323,7 +330,7 @@ class StoreStream:
         self.data = np.load(os.path.join(d, "data.npy"), mmap_mode="r")
         self.timestamps = np.load(os.path.join(d, "timestamps.npy"), mmap_mode="r")
         self.episodes = np.load(os.path.join(d, "episodes.npy"))
-        self.items = np.load(os.path.join(d, "items.npy"), mmap_mode="r") if self.kind == "bytes" else None
+        self.items = np.load(os.path.join(d, "items.npy"), mmap_mode="r") if self.kind != "tensor" else None
 
     def episode_range(self, episode: int):
         return int(self.episodes[episode]), int(self.episodes[episode + 1])
@@ -333,14 +340,19 @@ class StoreStream:
         return self.timestamps[a:b]
 
     def episode_data(self, episode: int):
-        """Tensor streams: the ``[S, ...]`` memory-mapped rows; bytes streams: the list of items."""
+        """Tensor streams: the ``[S, ...]`` memory-mapped rows; bytes streams: the list of items; point clouds:
+        the list of ``[N_i, 3 + C]`` memory-mapped clouds."""
         a, b = self.episode_range(episode)
         if self.kind == "tensor":
             return self.data[a:b]
+        if self.kind == "pointcloud":
+            return [self.data[self.items[i]:self.items[i + 1]] for i in range(a, b)]
         return [self.data[self.items[i]:self.items[i + 1]].tobytes() for i in range(a, b)]
 
     def __repr__(self) -> str:
         what = f"{self.encoding} bytes" if self.kind == "bytes" else f"{self.dtype} {list(self.shape)}"
+        if self.kind == "pointcloud":
+            what = f"point clouds of {self.dtype} {list(self.shape)} points"
         return f"StoreStream({self.name!r}, {len(self.timestamps)} samples, {what})"
 
 
@@ -427,6 +439,7 @@ def describe(store: Store) -> str:
     for name, s in store.streams.items():
         n = len(s.timestamps)
         what = f"{s.encoding} bytes ({s.data.nbytes / max(n, 1):.0f} B/sample)" if s.kind == "bytes" \
+            else f"clouds {s.dtype.name}[N, {s.shape[0]}] ({len(s.data) / max(n, 1):.0f} pts/cloud)" if s.kind == "pointcloud" \
             else f"{s.dtype.name}{list(s.shape)}"
         ts = np.asarray(s.timestamps)
         if s.time_source == "step_index":
@@ -451,7 +464,9 @@ def demo_dataset(path, *, episodes: int = 8, seed: int = 0, progress: bool = Fal
     """Writes a small multi-rate sample dataset as a store at ``path`` and returns it opened: per episode
     (4-8 s each) ``joint_state`` float32[7] at 100 Hz with jittered recorded timestamps, ``ee_quat``
     float32[4] (unit quaternions, for slerp) at 50 Hz, ``action`` float32[7] at 10 Hz, ``gripper`` int8[1]
-    at 10 Hz, and ``camera`` 32x32 RGB PNG frames at 15 Hz. No downloads."""
+    at 10 Hz, ``camera`` 32x32 RGB PNG frames at 15 Hz, and ``lidar`` point clouds at 10 Hz (float32
+    ``[N_i, 4]``: x, y, z in metres and an intensity; 150-400 points each, a ground plane and a box that
+    moves with the first joint; see :data:`DEMO_LIDAR_GRID` for a voxel grid that covers them). No downloads."""
     path = os.path.abspath(os.fspath(path))
     rng = np.random.default_rng(seed)
     eps = []
@@ -484,11 +499,28 @@ def demo_dataset(path, *, episodes: int = 8, seed: int = 0, progress: bool = Fal
             img += rng.integers(0, 16, img.shape, dtype=np.uint8)
             frames.append(_png(img))
         ep["camera"] = (frames, t)
+        n = int(dur * 10)
+        t = np.arange(n) / 10.0 + 0.005
+        clouds = []
+        lr = np.random.default_rng([seed, e, 1])  # its own stream: the other streams stay as they were
+        for i in range(n):
+            m = int(lr.integers(150, 400))
+            ground = np.column_stack([lr.uniform(-2, 2, m // 2), lr.uniform(-2, 2, m // 2), lr.normal(0, 0.02, m // 2)])
+            cx = 1.5 * np.sin(t[i] * 0.7 + e)
+            box = np.column_stack([lr.uniform(cx - 0.3, cx + 0.3, m - m // 2), lr.uniform(-0.3, 0.3, m - m // 2),
+                                   lr.uniform(0.0, 0.8, m - m // 2)])
+            xyz = np.concatenate([ground, box])
+            clouds.append(np.column_stack([xyz, lr.uniform(0, 1, len(xyz))]).astype(np.float32))
+        ep["lidar"] = (clouds, t)
         eps.append(ep)
     return write_store(path, eps, source={"path": "robocache.store.demo_dataset", "format": "demo",
                                           "episodes": episodes, "open_kwargs": {"seed": seed}},
                        encodings={"camera": "png"}, rates={"joint_state": 0.0, "ee_quat": 50.0, "action": 10.0,
-                                                            "gripper": 10.0, "camera": 15.0})
+                                                            "gripper": 10.0, "camera": 15.0, "lidar": 10.0})
+
+
+# A voxel grid covering demo_dataset's lidar clouds: 16 x 16 x 8 voxels of 0.25 m from (-2, -2, -0.5).
+DEMO_LIDAR_GRID = dict(voxel_size=0.25, origin=(-2.0, -2.0, -0.5), grid_size=(16, 16, 8))
 
 
 def _png(img: np.ndarray) -> bytes:
@@ -511,18 +543,28 @@ class _MemStream:
 
     def __init__(self, name, data, t, encoding, rate):
         self.name, self._t = name, np.asarray(t)
-        self.kind = "bytes" if isinstance(data, list) else "tensor"
+        clouds = isinstance(data, list) and len(data) > 0 and all(isinstance(x, np.ndarray) for x in data)
+        self.kind = "pointcloud" if clouds else "bytes" if isinstance(data, list) else "tensor"
         self.encoding = encoding if self.kind == "bytes" else ""
         self.time_unit = "ns" if self._t.dtype == np.int64 else "s"
         self.time_source = "recorded"
         self.rate_hz = rate
-        if self.kind == "bytes":
+        if self.kind == "pointcloud":
+            widths = {(x.ndim, x.shape[-1] if x.ndim else 0, x.dtype) for x in data}
+            if len(widths) != 1 or next(iter(widths))[0] != 2 or next(iter(widths))[1] < 3 \
+                    or next(iter(widths))[2].kind != "f":
+                raise ValueError(f"stream '{name}': point clouds must all be float arrays [N_i, 3 + C] of one "
+                                 f"dtype and width, got (ndim, width, dtype) {sorted(map(str, widths))}")
+            self._data = np.ascontiguousarray(np.concatenate(data, 0))
+            self._off = np.zeros(len(data) + 1, np.int64)
+            np.cumsum([len(x) for x in data], out=self._off[1:])
+        elif self.kind == "bytes":
             self._data = np.frombuffer(b"".join(data), dtype=np.uint8)
             self._off = np.zeros(len(data) + 1, np.int64)
             np.cumsum([len(b) for b in data], out=self._off[1:])
         else:
             self._data = np.ascontiguousarray(data)
-        if len(self._t) != (len(data) if self.kind == "bytes" else self._data.shape[0]):
+        if len(self._t) != (len(data) if self.kind != "tensor" else self._data.shape[0]):
             raise ValueError(f"stream '{name}': {len(self._t)} timestamps for {len(data)} samples")
 
     @property
@@ -555,8 +597,11 @@ def write_store(path, episodes: List[Dict[str, tuple]], *, source: Optional[dict
                 encodings: Optional[dict] = None, rates: Optional[dict] = None, progress: bool = False,
                 overwrite: bool = True) -> Store:
     """Writes in-memory episodes as a store: ``episodes`` is a list of ``{name: (data, timestamps)}``,
-    ``data`` an array ``[S, ...]`` or a list of ``bytes`` items (encoded images: name the encoding in
-    ``encodings``); timestamps float64 seconds or int64 nanoseconds. Same layout and guarantees as
+    ``data`` an array ``[S, ...]``, a list of ``bytes`` items (encoded images: name the encoding in
+    ``encodings``) or a list of point clouds (float arrays ``[N_i, 3 + C]``, x y z then C feature columns;
+    kind ``"pointcloud"``: ``data.npy`` holds every cloud's points ``[P, 3 + C]`` and ``items.npy`` the
+    point offsets, cloud i being ``data[items[i]:items[i + 1]]``); timestamps float64 seconds or int64
+    nanoseconds. Same layout and guarantees as
     :func:`convert`."""
     path = os.path.abspath(os.fspath(path))
     if not episodes:

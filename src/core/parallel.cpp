@@ -119,6 +119,9 @@ void set_num_threads(int n) {
   g_pool = std::move(fresh);  // a job still running keeps the old pool alive through its shared_ptr
 }
 
+InlineScope::InlineScope() : was_inline_(t_inside_pool) { t_inside_pool = true; }
+InlineScope::~InlineScope() { t_inside_pool = was_inline_; }
+
 void parallel_for(int64_t begin, int64_t end, int64_t grain,
                   const std::function<void(int64_t, int64_t)>& fn) {
   if (end <= begin) return;

@@ -17,4 +17,17 @@ void set_num_threads(int n);  // n <= 0: hardware concurrency (or ROBOCACHE_NUM_
 void parallel_for(int64_t begin, int64_t end, int64_t grain,
                   const std::function<void(int64_t, int64_t)>& fn);
 
+// While one lives, parallel_for on this thread runs inline, as inside a pool task. The loader's workers use
+// it: each builds whole batches on its own thread, so the ops they call must not queue on the shared pool.
+class InlineScope {
+ public:
+  InlineScope();
+  ~InlineScope();
+  InlineScope(const InlineScope&) = delete;
+  InlineScope& operator=(const InlineScope&) = delete;
+
+ private:
+  bool was_inline_;
+};
+
 }  // namespace robocache::core

@@ -28,7 +28,7 @@ struct SrcType {
 
 }  // namespace
 
-Status parse_npy(const uint8_t* data, size_t size, const std::string& where, Array* out) {
+Status parse_npy_header(const uint8_t* data, size_t size, const std::string& where, NpyHeader* out) {
   static const uint8_t magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
   if (size < 10 || std::memcmp(data, magic, 6) != 0) return io_error(where, ": not a .npy array (bad magic bytes at byte offset 0)");
   const int major = data[6];
@@ -82,14 +82,54 @@ Status parse_npy(const uint8_t* data, size_t size, const std::string& where, Arr
     return io_error(where, ": .npy holds Python objects (pickled, dtype '", descr, "'), which are not read");
   if (descr.size() < 3) return io_error(where, ": unsupported .npy dtype '", descr, "'");
   const char order = descr[0];
-  SrcType src;
-  src.kind = descr[1];
+  const char kind = descr[1];
+  int bytes = 0;
   try {
-    src.bytes = std::stoi(descr.substr(2));
+    bytes = std::stoi(descr.substr(2));
   } catch (const std::exception&) {
     return io_error(where, ": unsupported .npy dtype '", descr, "'");
   }
-  if (order == '>' && src.bytes > 1) return io_error(where, ": big-endian .npy dtype '", descr, "' is not supported");
+  if (order == '>' && bytes > 1) return io_error(where, ": big-endian .npy dtype '", descr, "' is not supported");
+  const bool known = (kind == 'f' && (bytes == 2 || bytes == 4 || bytes == 8)) ||
+                     ((kind == 'i' || kind == 'u') && (bytes == 1 || bytes == 2 || bytes == 4 || bytes == 8)) ||
+                     (kind == 'b' && bytes == 1);
+  if (!known) return io_error(where, ": unsupported .npy dtype '", descr, "'");
+  // size
+  int64_t numel = 1;
+  for (int64_t d : shape) {
+    if (d != 0 && numel > std::numeric_limits<int64_t>::max() / 16 / d)
+      return io_error(where, ": .npy shape is too large: ", header);
+    numel *= d;
+  }
+  const size_t data_start = header_start + header_len;
+  const uint64_t need = static_cast<uint64_t>(numel) * bytes;
+  if (size - data_start != need) {
+    std::string shape_str = "[";
+    for (size_t d = 0; d < shape.size(); ++d) shape_str += (d ? ", " : "") + std::to_string(shape[d]);
+    return io_error(where, ": .npy data is ", size - data_start, " bytes from byte offset ", data_start, ", its header (",
+                    descr, ", shape ", shape_str, "]) needs ", need);
+  }
+  out->descr = descr;
+  out->kind = kind;
+  out->itemsize = bytes;
+  out->fortran = fortran;
+  out->shape = std::move(shape);
+  out->data_offset = data_start;
+  out->numel = numel;
+  return Status::ok();
+}
+
+Status parse_npy(const uint8_t* data, size_t size, const std::string& where, Array* out) {
+  NpyHeader h;
+  ROBOCACHE_RETURN_IF_ERROR(parse_npy_header(data, size, where, &h));
+  SrcType src;
+  src.kind = h.kind;
+  src.bytes = h.itemsize;
+  const std::string& descr = h.descr;
+  const std::vector<int64_t>& shape = h.shape;
+  const bool fortran = h.fortran;
+  const int64_t numel = h.numel;
+  const uint64_t need = static_cast<uint64_t>(numel) * src.bytes;
   DType dtype;
   if (src.kind == 'f' && src.bytes == 2) dtype = DType::Float16;
   else if (src.kind == 'f' && src.bytes == 4) dtype = DType::Float32;
@@ -101,18 +141,7 @@ Status parse_npy(const uint8_t* data, size_t size, const std::string& where, Arr
   else if (src.kind == 'u' && src.bytes == 4) dtype = DType::Int64;
   else if (src.kind == 'b' && src.bytes == 1) dtype = DType::Bool;
   else return io_error(where, ": unsupported .npy dtype '", descr, "'");
-  // size
-  int64_t numel = 1;
-  for (int64_t d : shape) {
-    if (d != 0 && numel > std::numeric_limits<int64_t>::max() / 16 / d)
-      return io_error(where, ": .npy shape is too large: ", header);
-    numel *= d;
-  }
-  const size_t data_start = header_start + header_len;
-  const uint64_t need = static_cast<uint64_t>(numel) * src.bytes;
-  if (size - data_start != need)
-    return io_error(where, ": .npy data is ", size - data_start, " bytes from byte offset ", data_start, ", its header (",
-                    descr, ", shape ", Array{dtype, shape, nullptr}.shape_str(), ") needs ", need);
+  const size_t data_start = h.data_offset;
   Array a = Array::empty(dtype, shape);
   const uint8_t* s = data + data_start;
   const size_t dsize = dtype_size(dtype);

@@ -12,6 +12,12 @@ from conftest import HAS_CUDA, requires_cuda, shared_data
 torch = pytest.importorskip("torch")
 
 
+def Loader(*args, **kw):
+    """robocache.Loader on the CPU unless a test names the device (the default is CUDA)."""
+    kw.setdefault("device", "cpu")
+    return robocache.Loader(*args, **kw)
+
+
 # ------------------------------------------------------------------------------------------------ reference
 
 def ref_resample(data, ts, tgt, method):
@@ -139,7 +145,7 @@ METHODS = {"quat": "slerp", "gripper": "hold", "cam": "hold"}
 
 def test_every_batch_matches_reference(multirate):
     st, eps = multirate
-    L = robocache.Loader(st, batch_size=7, window=0.5, target_hz=19, streams=STREAMS, methods={"quat": "slerp"},
+    L = Loader(st, batch_size=7, window=0.5, target_hz=19, streams=STREAMS, methods={"quat": "slerp"},
                          seed=3)
     want, T = ref_windows(eps, STREAMS, 0.5, 19)
     assert L.T == T == 10 and L.num_windows == len(want) and len(L) == -(-len(want) // 7)
@@ -153,7 +159,7 @@ def test_every_batch_matches_reference(multirate):
     assert len(seen) == len(want)
     np.testing.assert_allclose(sorted(seen), sorted(want), atol=1e-9)
     # some windows are padded for the late "force" stream, some not
-    assert 0 < sum(not b["masks"]["force"].all() for b in robocache.Loader(st, batch_size=1, window=0.5, target_hz=19,
+    assert 0 < sum(not b["masks"]["force"].all() for b in Loader(st, batch_size=1, window=0.5, target_hz=19,
                                                                               streams=["force", "joint"], shuffle=False))
 
 
@@ -165,7 +171,7 @@ def test_nanosecond_epoch_timestamps(tmp_path, rng):
         eps.append({"a": (rng.normal(size=(S, 3)).astype(np.float32), t),
                     "b": (rng.normal(size=(len(t2), 1)), t2)})
     st = store.write_store(tmp_path / "st", eps)
-    L = robocache.Loader(st, batch_size=4, window=0.2, target_hz=40, streams=["a", "b"], seed=1)
+    L = Loader(st, batch_size=4, window=0.2, target_hz=40, streams=["a", "b"], seed=1)
     _, T = ref_windows(eps, ["a", "b"], 0.2, 40)
     n = 0
     for batch in L:
@@ -176,7 +182,7 @@ def test_nanosecond_epoch_timestamps(tmp_path, rng):
 
 def test_stride_and_no_shuffle(multirate):
     st, eps = multirate
-    L = robocache.Loader(st, batch_size=5, window=0.4, target_hz=10, streams=["joint", "cam"], stride=0.25,
+    L = Loader(st, batch_size=5, window=0.4, target_hz=10, streams=["joint", "cam"], stride=0.25,
                          shuffle=False)
     want, T = ref_windows(eps, ["joint", "cam"], 0.4, 10, stride=0.25)
     got = [w for b in L for w in zip(b["episode"].tolist(), b["start_time"].tolist())]
@@ -188,7 +194,7 @@ def test_stride_and_no_shuffle(multirate):
 def test_drop_last(multirate):
     st, _ = multirate
     kw = dict(batch_size=6, window=0.5, target_hz=19, streams=["joint"])
-    a, b = robocache.Loader(st, **kw), robocache.Loader(st, drop_last=True, **kw)
+    a, b = Loader(st, **kw), Loader(st, drop_last=True, **kw)
     assert len(a) == -(-a.num_windows // 6) and len(b) == a.num_windows // 6
     assert all(len(x["episode"]) == 6 for x in b)
     assert sum(len(x["episode"]) for x in a) == a.num_windows
@@ -206,9 +212,9 @@ def test_same_seed_same_batches_and_resume(multirate):
                 break
         return out
 
-    a = run(robocache.Loader(st, seed=7, **kw))
-    b = run(robocache.Loader(st, seed=7, **kw))
-    c = run(robocache.Loader(st, seed=8, **kw))
+    a = run(Loader(st, seed=7, **kw))
+    b = run(Loader(st, seed=7, **kw))
+    c = run(Loader(st, seed=8, **kw))
     assert [x["episode"].tolist() for x in a] == [x["episode"].tolist() for x in b]
     for x, y in zip(a, b):
         for n in kw["streams"]:
@@ -216,11 +222,11 @@ def test_same_seed_same_batches_and_resume(multirate):
     assert [x["start_time"].tolist() for x in a] != [x["start_time"].tolist() for x in c]
 
     # stop after 3 batches, resume in a new loader: the rest of the epoch, then the next epoch
-    first = robocache.Loader(st, seed=7, **kw)
+    first = Loader(st, seed=7, **kw)
     run(first, 3)
     state = first.state_dict()
     assert state["epoch"] == 0 and state["batch"] == 3
-    second = robocache.Loader(st, seed=7, **kw)
+    second = Loader(st, seed=7, **kw)
     second.load_state_dict(state)
     rest = run(second)
     assert len(rest) == len(a) - 3
@@ -231,11 +237,11 @@ def test_same_seed_same_batches_and_resume(multirate):
     assert len(epoch1) == len(a)
     assert [x["start_time"].tolist() for x in epoch1] != [x["start_time"].tolist() for x in a]
     # early break in the same loader resumes in place, too
-    third = robocache.Loader(st, seed=7, **kw)
+    third = Loader(st, seed=7, **kw)
     run(third, 2)
     assert torch.equal(next(iter(third))["start_time"], a[2]["start_time"])
     with pytest.raises(ValueError, match="seed=7 but this Loader has 8"):
-        robocache.Loader(st, seed=8, **kw).load_state_dict(state)
+        Loader(st, seed=8, **kw).load_state_dict(state)
 
 
 def test_lerobot_real_matches_reader(tmp_path):
@@ -243,7 +249,7 @@ def test_lerobot_real_matches_reader(tmp_path):
     st = store.convert(src, tmp_path / "g1", progress=False)
     ds = datasets.open(src)
     names = ["observation.state", "action", "frame_index"]
-    L = robocache.Loader(st, batch_size=16, window=0.5, target_hz=50, streams=names, seed=0)
+    L = Loader(st, batch_size=16, window=0.5, target_hz=50, streams=names, seed=0)
     eps = {}
     for i, batch in enumerate(L):
         for e in batch["episode"].tolist():
@@ -260,7 +266,7 @@ def test_rlds_real_images_and_rate(tmp_path):
     st = store.convert(src, tmp_path / "bridge", progress=False, rate_hz=5.0)
     ds = datasets.open(src, rate_hz=5.0)
     names = ["steps/observation/state", "steps/observation/image_0", "steps/is_first"]
-    L = robocache.Loader(st, batch_size=8, window=1.0, target_hz=12, streams=names, seed=2)
+    L = Loader(st, batch_size=8, window=1.0, target_hz=12, streams=names, seed=2)
     assert L.num_windows == 50 * (int(np.floor((9 / 5 - 11 / 12) * 12 + 1e-9)) + 1)
     eps = {e: {n: ((ds[e][n].items() if ds[e][n].kind == "bytes" else ds[e][n].numpy()), ds[e][n].timestamps)
                for n in names} for e in range(len(ds))}
@@ -280,7 +286,7 @@ def test_bad_input_before_the_first_batch(multirate, tmp_path):
 
     def bad(match, **over):
         with pytest.raises(ValueError, match=match):
-            robocache.Loader(st, **dict(kw, **over))
+            Loader(st, **dict(kw, **over))
 
     bad("window=30.0 s .* is longer than every episode .* the longest spans", window=30.0)
     bad(r"streams: no stream \['jiont'\] in store", streams=["joint", "jiont"])
@@ -301,6 +307,8 @@ def test_bad_input_before_the_first_batch(multirate, tmp_path):
     bad("device must be 'cpu', 'cuda' or 'cuda:N', got 'tpu'", device="tpu")
     if not HAS_CUDA:
         bad("no CUDA GPU is visible", device="cuda")
+        with pytest.raises(ValueError, match="device='cuda': no CUDA GPU is visible"):  # the default: no fallback
+            robocache.Loader(st, **kw)
 
 
 def test_corrupt_store_is_refused(multirate):
@@ -310,34 +318,43 @@ def test_corrupt_store_is_refused(multirate):
         fh.seek(-3, 2)
         fh.write(b"\x00\x01\x02")
     with pytest.raises(ValueError, match="timestamps.npy fails its SHA-256"):
-        robocache.Loader(st.path, batch_size=2, window=0.5, target_hz=19, streams=["joint"])
+        Loader(st.path, batch_size=2, window=0.5, target_hz=19, streams=["joint"])
 
 
 def test_text_stream_is_refused(tmp_path, rng):
     st = store.write_store(tmp_path / "st", [{"text": ([b"pick", b"place"], np.array([0.0, 1.0]))}],
                            encodings={"text": "utf-8"})
     with pytest.raises(ValueError, match="stream 'text' holds utf-8 bytes"):
-        robocache.Loader(st, batch_size=1, window=0.5, target_hz=2, streams="text")
+        Loader(st, batch_size=1, window=0.5, target_hz=2, streams="text")
 
 
 def test_error_in_a_worker_is_raised_not_hung(multirate):
     st, _ = multirate
     cam = st.streams["cam"]
     data = np.load(st.path + "/" + st.manifest["streams"][4]["dir"] + "/data.npy", mmap_mode="r+")
-    data[:] = 7  # no image decodes any more
+    data[int(cam.items[1]):] = 7  # no image but the first decodes any more (the loader checks the first one)
     data.flush()
-    L = robocache.Loader(st.path, batch_size=3, window=0.5, target_hz=19, streams=["cam"], verify=False)
+    L = Loader(st.path, batch_size=3, window=0.5, target_hz=19, streams=["cam"], verify=False, num_threads=2)
+    it = iter(L)
+    with pytest.raises(OSError, match=r"cam\[\d+\] in store .*: not a JPEG or PNG image"):
+        next(it)
+    assert cam.kind == "bytes"
+    # the loader is usable again: a new iteration fails the same way, and destroying it mid-epoch returns
     with pytest.raises(OSError, match=r"cam\[\d+\] in store"):
         next(iter(L))
-    assert cam.kind == "bytes"
+    del it, L
+    data[:] = 7  # the first image too: refused when the loader is made
+    data.flush()
+    with pytest.raises(OSError, match=r"cam\[0\] in store .*: not a JPEG or PNG image"):
+        Loader(st.path, batch_size=3, window=0.5, target_hz=19, streams=["cam"], verify=False)
 
 
 @requires_cuda
-def test_cuda_matches_cpu(multirate):
+def test_cuda_matches_cpu(multirate, tmp_path, rng):
     st, eps = multirate
     kw = dict(batch_size=5, window=0.5, target_hz=19, streams=STREAMS, methods={"quat": "slerp"}, seed=4)
-    cpu = list(robocache.Loader(st, **kw))
-    gpu = list(robocache.Loader(st, device="cuda", **kw))
+    cpu = list(Loader(st, **kw))
+    gpu = list(Loader(st, **dict(kw, device="cuda")))
     assert len(cpu) == len(gpu)
     for a, b in zip(cpu, gpu):
         for n in STREAMS:
@@ -345,6 +362,65 @@ def test_cuda_matches_cpu(multirate):
             torch.testing.assert_close(b[n].cpu(), a[n], rtol=1e-5, atol=1e-5)
             assert torch.equal(b["masks"][n].cpu(), a["masks"][n])
         check_batch({k: v for k, v in b.items()}, eps, STREAMS, METHODS, 19, 10, decode=datasets.decode_image)
+    # point clouds voxelized on the GPU give the CPU's grids
+    pc = store.write_store(tmp_path / "pc", cloud_episodes(rng))
+    for mode in ("occupancy", "count", "mean", "max"):
+        kw = dict(batch_size=4, window=0.4, target_hz=20, streams=["joint", "lidar"], seed=1,
+                  voxelize={"lidar": dict(voxel_size=0.3, origin=-1.0, grid_size=(7, 8, 6), mode=mode)})
+        for a, b in zip(Loader(pc, **kw), Loader(pc, **dict(kw, device="cuda"))):
+            torch.testing.assert_close(b["lidar"].cpu(), a["lidar"], rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(b["joint"].cpu(), a["joint"], rtol=1e-5, atol=1e-5)
+
+
+@requires_cuda
+def test_cuda_buffer_reuse_waits_for_the_consumer_stream(multirate):
+    """The hazard: a batch's buffer is dropped while the consumer stream still reads it. The pipeline (one
+    worker, one batch ahead, so it reuses buffers at once) must not overwrite it before that work is done."""
+    st, _ = multirate
+    kw = dict(batch_size=4, window=0.5, target_hz=19, streams=["joint", "force"], seed=3, prefetch=1, num_threads=1)
+    want = [(b["joint"].double().sum().item(), b["force"].sum().item()) for b in Loader(st, **kw)]
+    side = torch.cuda.Stream()
+    sums = []
+    with torch.cuda.stream(side):  # the consumer's current stream, not the default one
+        for b in Loader(st, **dict(kw, device="cuda")):
+            torch.cuda._sleep(20_000_000)  # ~10 ms of GPU time before the reads below run
+            sums.append((b["joint"].double().sum(), b["force"].sum()))
+            del b  # dropped at once: the buffer goes back while the sums are still queued
+    torch.cuda.synchronize()
+    got = [(a.item(), c.item()) for a, c in sums]
+    np.testing.assert_allclose(got, want, rtol=1e-9)
+
+
+def staging_bytes(stats, kind):
+    """The loader memory of one kind besides its output buffers: the staging, sized once."""
+    return stats[kind] - (stats["output_buffers"] * stats["output_buffer_bytes"] if kind != "pinned_bytes" else 0)
+
+
+@requires_cuda
+def test_cuda_no_pinned_or_device_leak_across_epochs(multirate):
+    import gc
+
+    from robocache import _C
+
+    st, _ = multirate
+    gc.collect()
+    torch.cuda.synchronize()
+    before = _C.loader_memory()
+    L = Loader(st, batch_size=4, window=0.5, target_hz=19, streams=STREAMS, methods={"quat": "slerp"},
+               device="cuda", num_threads=2, prefetch=2)
+    seen = []
+    for epoch in range(4):
+        for b in L:
+            pass
+        seen.append(L.stats())
+    assert seen[1]["pinned_bytes"] == seen[3]["pinned_bytes"] > before["pinned_bytes"]
+    assert staging_bytes(seen[1], "device_bytes") == staging_bytes(seen[3], "device_bytes")
+    assert max(s["output_buffers"] for s in seen) <= 2 * 2 + 2  # in flight, plus the batches the loop holds
+    del L, b
+    gc.collect()
+    torch.cuda.synchronize()
+    after = _C.loader_memory()
+    assert (after["pinned_bytes"], after["device_bytes"]) == (before["pinned_bytes"], before["device_bytes"])
 
 
 def test_raw_image_store(tmp_path):
@@ -352,7 +428,7 @@ def test_raw_image_store(tmp_path):
     st = store.convert(src, tmp_path / "raw", progress=False, images="raw", rate_hz=5.0)
     ds = datasets.open(src, rate_hz=5.0)
     names = ["steps/observation/image_2", "steps/action"]
-    L = robocache.Loader(st, batch_size=6, window=0.6, target_hz=7, streams=names, seed=5)
+    L = Loader(st, batch_size=6, window=0.6, target_hz=7, streams=names, seed=5)
     for i, batch in enumerate(L):
         eps = {e: {n: (ds[e][n].decode() if ds[e][n].kind == "bytes" else ds[e][n].numpy(), ds[e][n].timestamps)
                    for n in names} for e in batch["episode"].tolist()}
@@ -365,39 +441,34 @@ def test_raw_image_store(tmp_path):
 def test_short_episodes_are_skipped_and_counted(tmp_path, rng):
     eps = [{"a": (rng.normal(size=(S, 2)), np.arange(S) / 10.0)} for S in (3, 30, 8, 12)]
     st = store.write_store(tmp_path / "st", eps)
-    L = robocache.Loader(st, batch_size=4, window=1.0, target_hz=10, streams="a", shuffle=False)
+    L = Loader(st, batch_size=4, window=1.0, target_hz=10, streams="a", shuffle=False)
     assert L.episodes_skipped == 2  # 3 and 8 samples span 0.2 s and 0.7 s < 0.9 s
     assert sorted(set(L.windows(0)[0][:, 0].tolist())) == [1]
     assert L.num_windows == (30 - 10 + 1) + (12 - 10 + 1)
 
 
-def test_prefetch_bounds_the_batches_built_ahead(multirate, monkeypatch):
-    import threading
+def test_prefetch_bounds_the_batches_built_ahead(multirate):
     import time
 
     st, _ = multirate
-    L = robocache.Loader(st, batch_size=2, window=0.5, target_hz=19, streams=["joint"], prefetch=1, num_threads=2)
+    L = Loader(st, batch_size=2, window=0.5, target_hz=19, streams=["joint"], prefetch=1, num_threads=2)
     assert len(L) > 8
-    built = []
-    real = L._build
-    lock = threading.Lock()
-
-    def counting(*a):
-        with lock:
-            built.append(1)
-        return real(*a)
-
-    monkeypatch.setattr(L, "_build", counting)
     it = iter(L)
-    next(it)
+    first = next(it)
     time.sleep(0.3)  # give the workers every chance to run ahead
-    assert len(built) <= 1 + 2  # the consumed batch, plus prefetch * num_threads
+    built = L.stats()["batches_built"]
+    assert 1 < built <= 1 + 2  # the consumed batch, plus prefetch * num_threads
+    # the consumer holds batches: the pipeline allocates new buffers rather than block, and every batch
+    # is different memory
+    held = [first] + [next(it) for _ in range(5)]
+    assert len({b["joint"].data_ptr() for b in held}) == len(held)
+    assert L.stats()["output_buffers"] >= len(held)
     it.close()
 
 
 def test_windows_padded_past_the_episode_end(multirate):
     st, eps = multirate
-    L = robocache.Loader(st, batch_size=8, window=0.7, target_hz=13, streams=["joint", "gripper", "cam"],
+    L = Loader(st, batch_size=8, window=0.7, target_hz=13, streams=["joint", "gripper", "cam"],
                          edges="pad", seed=9)
     want, T = ref_windows(eps, ["joint", "gripper", "cam"], 0.7, 13, pad=True)
     assert L.num_windows == len(want)
@@ -409,9 +480,9 @@ def test_windows_padded_past_the_episode_end(multirate):
     np.testing.assert_allclose(sorted(got), sorted(want), atol=1e-9)
     assert padded > 0
     # a window longer than every episode is fine when padding, an error otherwise
-    assert robocache.Loader(st, batch_size=2, window=30.0, target_hz=2, streams=["joint"], edges="pad").num_windows > 0
+    assert Loader(st, batch_size=2, window=30.0, target_hz=2, streams=["joint"], edges="pad").num_windows > 0
     with pytest.raises(ValueError, match="edges must be 'inside' or 'pad', got 'wrap'"):
-        robocache.Loader(st, batch_size=2, window=1.0, target_hz=2, streams=["joint"], edges="wrap")
+        Loader(st, batch_size=2, window=1.0, target_hz=2, streams=["joint"], edges="wrap")
 
 
 def test_bad_timestamps_in_the_store(tmp_path, rng):
@@ -420,21 +491,276 @@ def test_bad_timestamps_in_the_store(tmp_path, rng):
     eps[1]["a"][1][7] = 0.1  # earlier than sample 6
     st = store.write_store(tmp_path / "st", eps)
     with pytest.raises(ValueError, match="stream 'a' has decreasing timestamps in episode 1: sample 7 is at 0.1"):
-        robocache.Loader(st, batch_size=2, window=0.5, target_hz=10, streams="a")
+        Loader(st, batch_size=2, window=0.5, target_hz=10, streams="a")
     eps[1]["a"][1][7] = np.nan
     st = store.write_store(tmp_path / "st", eps)
     with pytest.raises(ValueError, match="stream 'a' has a NaN timestamp in episode 1 \\(sample 7\\)"):
-        robocache.Loader(st, batch_size=2, window=0.5, target_hz=10, streams="a")
+        Loader(st, batch_size=2, window=0.5, target_hz=10, streams="a")
     eps[1]["a"][1][7] = 0.7  # fixed; episode 1 starting before episode 0 ends is fine
-    robocache.Loader(store.write_store(tmp_path / "st", eps), batch_size=2, window=0.5, target_hz=10, streams="a")
+    Loader(store.write_store(tmp_path / "st", eps), batch_size=2, window=0.5, target_hz=10, streams="a")
 
 
 def test_batches_do_not_depend_on_threads_or_prefetch(multirate):
     st, _ = multirate
     kw = dict(batch_size=3, window=0.5, target_hz=19, streams=["joint", "cam"], seed=11)
-    a = list(robocache.Loader(st, num_threads=1, prefetch=1, **kw))
-    b = list(robocache.Loader(st, num_threads=3, prefetch=4, **kw))
+    a = list(Loader(st, num_threads=1, prefetch=1, **kw))
+    b = list(Loader(st, num_threads=3, prefetch=4, **kw))
     assert len(a) == len(b)
     for x, y in zip(a, b):
         assert torch.equal(x["start_time"], y["start_time"]) and torch.equal(x["joint"], y["joint"])
         assert torch.equal(x["cam"], y["cam"])
+
+
+# ------------------------------------------------------------------------------------------------ point clouds
+
+def ref_voxelize(cloud, size, origin, grid, mode):
+    """float64 NumPy reference of one dense grid: occupancy (bool), count (int32), or mean / sum / max of the
+    feature columns ([X, Y, Z, C]); points outside the grid dropped."""
+    cloud = np.asarray(cloud, dtype=np.float64).reshape(-1, cloud.shape[-1] if np.ndim(cloud) == 2 else 4)
+    c = np.floor((cloud[:, :3] - np.asarray(origin)) / np.asarray(size)).astype(np.int64)
+    keep = np.all((c >= 0) & (c < np.asarray(grid)), 1) & np.all(np.isfinite(cloud[:, :3]), 1)
+    c, f = c[keep], cloud[keep, 3:]
+    X, Y, Z = grid
+    flat = (c[:, 0] * Y + c[:, 1]) * Z + c[:, 2]
+    count = np.bincount(flat, minlength=X * Y * Z).reshape(X, Y, Z)
+    if mode == "occupancy":
+        return count > 0
+    if mode == "count":
+        return count.astype(np.int32)
+    C = f.shape[1]
+    out = np.zeros((X * Y * Z, C))
+    if mode == "max":
+        out[:] = -np.inf
+        np.maximum.at(out, flat, f)
+        out[count.reshape(-1) == 0] = 0
+    else:
+        np.add.at(out, flat, f)
+        if mode == "mean":
+            out = np.where(count.reshape(-1, 1) > 0, out / np.maximum(count.reshape(-1, 1), 1), 0)
+    return out.reshape(X, Y, Z, C)
+
+
+def cloud_episodes(rng, n=4):
+    eps = []
+    for e in range(n):
+        dur = rng.uniform(0.8, 2.0)
+        S = max(int(dur * 9), 2)
+        clouds = []
+        for i in range(S):
+            m = int(rng.integers(0, 60)) if i != 1 else 0  # an empty cloud in every episode
+            clouds.append(np.column_stack([rng.uniform(-1.2, 1.2, (m, 3)), rng.normal(size=(m, 2))]).astype(np.float32))
+        eps.append({"lidar": (clouds, np.sort(rng.uniform(0, dur, S))),
+                    "joint": (rng.normal(size=(int(dur * 50), 3)).astype(np.float32), np.arange(int(dur * 50)) / 50.0)})
+    return eps
+
+
+@pytest.mark.parametrize("mode", ["occupancy", "count", "mean", "max"])
+def test_point_cloud_stream_voxelized(tmp_path, rng, mode):
+    eps = cloud_episodes(rng)
+    st = store.write_store(tmp_path / "st", eps)
+    s = st.streams["lidar"]
+    assert s.kind == "pointcloud" and s.shape == (5,) and s.dtype == np.float32
+    for e, ep in enumerate(eps):  # the store keeps every cloud as written
+        got = s.episode_data(e)
+        assert len(got) == len(ep["lidar"][0]) and all(np.array_equal(a, b) for a, b in zip(got, ep["lidar"][0]))
+    grid = dict(voxel_size=(0.3, 0.25, 0.4), origin=(-1.0, -1.1, -0.9), grid_size=(7, 9, 5), mode=mode)
+    method = "nearest" if mode == "max" else "hold"
+    L = Loader(st, batch_size=5, window=0.4, target_hz=20, streams=["joint", "lidar"], voxelize={"lidar": grid},
+               methods={"lidar": method}, seed=2)
+    want_shape = (7, 9, 5) if mode in ("occupancy", "count") else (7, 9, 5, 2)
+    want_dtype = {"occupancy": torch.bool, "count": torch.int32}.get(mode, torch.float32)
+    n = 0
+    for batch in L:
+        v = batch["lidar"]
+        assert v.shape[1:] == (L.T,) + want_shape and v.dtype == want_dtype
+        for j, (e, start) in enumerate(zip(batch["episode"].tolist(), batch["start_time"].tolist())):
+            clouds, ts = eps[e]["lidar"]
+            origin = min(ts[0], eps[e]["joint"][1][0])
+            tgt = start + np.arange(L.T) / 20 + origin
+            for k in range(L.T):
+                if method == "hold":
+                    cands = {int(np.clip(np.searchsorted(ts, tgt[k] + d, "right") - 1, 0, len(ts) - 1)) for d in (-1e-9, 1e-9)}
+                else:
+                    i = int(np.clip(np.searchsorted(ts, tgt[k]), 1, len(ts) - 1))
+                    cands = {i - 1, i} if abs(ts[i] - tgt[k]) - abs(tgt[k] - ts[i - 1]) < 1e-9 and \
+                        abs(ts[i - 1] - tgt[k]) - abs(tgt[k] - ts[i]) < 1e-9 else \
+                        {i if abs(ts[i] - tgt[k]) <= abs(tgt[k] - ts[i - 1]) else i - 1}
+                    cands = {min(max(c, 0), len(ts) - 1) for c in cands}
+                got = v[j, k].numpy()
+                ok = False
+                for c in cands:
+                    ref = ref_voxelize(clouds[c], grid["voxel_size"], grid["origin"], grid["grid_size"], mode)
+                    if mode in ("occupancy", "count"):
+                        ok |= np.array_equal(got, ref)
+                    else:
+                        ok |= np.allclose(got, ref, rtol=1e-5, atol=1e-5)
+                assert ok, f"episode {e}, start {start}, target {k}: not the grid of cloud(s) {sorted(cands)}"
+            np.testing.assert_array_equal(batch["masks"]["lidar"][j].numpy(),
+                                          (tgt >= ts[0] - 1e-9) & (tgt <= ts[-1] + 1e-9))
+        n += len(batch["episode"])
+    assert n == L.num_windows
+
+
+def test_point_cloud_bad_input(tmp_path, rng):
+    st = store.write_store(tmp_path / "st", cloud_episodes(rng, 2))
+    grid = dict(voxel_size=0.5, grid_size=(4, 4, 4))
+    kw = dict(batch_size=2, window=0.3, target_hz=10)
+
+    def bad(match, **over):
+        with pytest.raises(ValueError, match=match):
+            Loader(st, **dict(kw, **over))
+
+    bad("stream 'lidar' holds point clouds of varying size; voxelize it", streams=["lidar"])
+    bad("voxelize\\['joint'\\] is given but stream 'joint' holds tensor samples", streams=["joint"],
+        voxelize={"joint": grid})
+    bad("voxelize names \\['x'\\]", streams=["lidar"], voxelize={"lidar": grid, "x": grid})
+    bad("voxelize\\['lidar'\\]\\['mode'\\] must be one of", streams=["lidar"], voxelize={"lidar": dict(grid, mode="avg")})
+    bad("voxelize\\['lidar'\\]\\['voxel_size'\\] must be > 0", streams=["lidar"],
+        voxelize={"lidar": dict(grid, voxel_size=0)})
+    bad("voxelize\\['lidar'\\]\\['grid_size'\\] must be integers >= 1", streams=["lidar"],
+        voxelize={"lidar": dict(grid, grid_size=(4, 0, 4))})
+    bad("voxelize\\['lidar'\\] has unknown keys \\['size'\\]", streams=["lidar"], voxelize={"lidar": dict(grid, size=1)})
+    bad("voxelize\\['lidar'\\] needs grid_size", streams=["lidar"], voxelize={"lidar": dict(voxel_size=1.0)})
+    bad("methods\\['lidar'\\] = 'linear' cannot interpolate point clouds", streams=["lidar"], voxelize={"lidar": grid},
+        methods={"lidar": "linear"})
+    xyz_only = store.write_store(tmp_path / "xyz", [{"p": ([np.zeros((3, 3), np.float32)] * 4, np.arange(4) / 10)}])
+    with pytest.raises(ValueError, match="reduces feature columns, but the points of stream 'p' have only x, y, z"):
+        Loader(xyz_only, streams=["p"], voxelize={"p": dict(grid, mode="mean")}, **kw)
+
+
+def test_point_cloud_real_kitti(tmp_path):
+    """Real KITTI and nuScenes sweeps as a 2 Hz point-cloud stream, voxelized by the loader, against the NumPy
+    reference of each held cloud."""
+    from robocache.pointclouds import load_point_cloud
+
+    clouds = [load_point_cloud(shared_data("pointclouds", "kitti_000008.bin")).points,
+              load_point_cloud(shared_data("pointclouds", "nuscenes_lidar_top.bin"), columns=5).points[:, :4]]
+    clouds = [np.ascontiguousarray(c[:, :4], dtype=np.float32) for c in clouds]
+    seq = [clouds[i % 2][i * 1000 % 7000:][:20000] for i in range(6)]
+    st = store.write_store(tmp_path / "st", [{"lidar": (seq, np.arange(6) / 2.0)}])
+    grid = dict(voxel_size=(0.8, 0.8, 0.5), origin=(-40.0, -40.0, -3.0), grid_size=(100, 100, 12), mode="mean")
+    L = Loader(st, batch_size=3, window=1.0, target_hz=4, streams=["lidar"], voxelize={"lidar": grid}, shuffle=False)
+    for batch in L:
+        for j, start in enumerate(batch["start_time"].tolist()):
+            for k in range(L.T):
+                c = min(int(np.floor((start + k / 4) * 2 + 1e-9)), 5)
+                ref = ref_voxelize(seq[c], grid["voxel_size"], grid["origin"], grid["grid_size"], "mean")
+                np.testing.assert_allclose(batch["lidar"][j, k].numpy(), ref, rtol=1e-4, atol=1e-4)
+
+
+# ------------------------------------------------------------------------------------------------ lifetime
+
+def test_no_host_memory_leak_across_epochs_and_batches_outlive_the_loader(multirate):
+    import gc
+
+    from robocache import _C
+
+    st, _ = multirate
+    gc.collect()
+    before = _C.loader_memory()["host_bytes"]
+    L = Loader(st, batch_size=4, window=0.5, target_hz=19, streams=STREAMS, methods={"quat": "slerp"}, num_threads=2)
+    seen = []
+    for epoch in range(4):
+        for b in L:
+            pass
+        seen.append(L.stats())
+    assert staging_bytes(seen[1], "host_bytes") == staging_bytes(seen[3], "host_bytes") > 0
+    assert max(s["output_buffers"] for s in seen) <= 2 * 2 + 2
+    keep = next(iter(L))
+    copy = {n: keep[n].clone() for n in STREAMS}
+    del L, b
+    gc.collect()
+    for n in STREAMS:  # the batch's buffer outlives the loader
+        assert torch.equal(keep[n], copy[n])
+    assert _C.loader_memory()["host_bytes"] > before
+    del keep
+    assert _C.loader_memory()["host_bytes"] == before
+
+
+def test_waiting_for_a_batch_releases_the_gil(tmp_path, rng):
+    import threading
+    import time
+
+    # 160x160 noise PNGs at 30 Hz: one worker decoding ~30 distinct frames per window builds a batch slowly
+    eps = [{"cam": ([store._png(rng.integers(0, 256, (160, 160, 3), dtype=np.uint8)) for _ in range(90)],
+                    np.arange(90) / 30.0)} for _ in range(2)]
+    st = store.write_store(tmp_path / "st", eps, encodings={"cam": "png"})
+    L = Loader(st, batch_size=48, window=1.0, target_hz=30, streams=["cam"], num_threads=1, prefetch=1)
+    count, stop = [0], threading.Event()
+
+    def spin():
+        while not stop.is_set():
+            count[0] += 1
+
+    t = threading.Thread(target=spin)
+    t.start()
+    try:
+        a = count[0]
+        time.sleep(0.1)  # the spinner alone: its rate
+        rate = (count[0] - a) / 0.1
+        it = iter(L)
+        next(it)
+        # the worker now builds batch 1 (one ahead at most); wait for it from the main thread
+        before, t0 = count[0], time.perf_counter()
+        next(it)
+        waited = time.perf_counter() - t0
+        advanced = count[0] - before
+    finally:
+        stop.set()
+        t.join()
+    it.close()
+    assert waited > 0.02, f"the batch was ready too soon ({waited:.3f} s) for the test to tell"
+    # the GIL held through the wait would stop the spinner for all of it
+    assert advanced > 0.3 * rate * waited, (advanced, rate, waited)
+
+
+def test_evict_page_cache_keeps_the_batches(multirate):
+    st, _ = multirate
+    L = Loader(st, batch_size=5, window=0.5, target_hz=19, streams=STREAMS, methods={"quat": "slerp"}, seed=8)
+    a = list(L)
+    L.evict_page_cache()  # between epochs, as bench_loader.py --cold does
+    L.load_state_dict(dict(L.state_dict(), epoch=0))
+    it = iter(L)
+    first = next(it)
+    L.evict_page_cache()  # and while the workers read: pages fault back in
+    b = [first] + list(it)
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        for n in STREAMS:
+            assert torch.equal(x[n], y[n])
+
+
+def test_destroying_the_loader_mid_epoch_does_not_hang(tmp_path):
+    """In a subprocess, so that a hang fails the test instead of stalling the run."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import gc, time, numpy as np, robocache
+        from robocache import store
+        rng = np.random.default_rng(0)
+        eps = [{{"a": (rng.normal(size=(400, 8)).astype(np.float32), np.arange(400) / 100.0)}} for _ in range(6)]
+        st = store.write_store({str(tmp_path / "st")!r}, eps)
+        for threads, prefetch in ((1, 1), (3, 4)):
+            L = robocache.Loader(st, batch_size=8, window=0.5, target_hz=50, streams="a", device="cpu",
+                                 num_threads=threads, prefetch=prefetch)
+            it = iter(L)
+            next(it)
+            t0 = time.perf_counter()
+            del it, L
+            gc.collect()
+            assert time.perf_counter() - t0 < 5
+        L = robocache.Loader(st, batch_size=8, window=0.5, target_hz=50, streams="a", device="cpu", num_threads=2)
+        a, b = iter(L), iter(L)
+        next(a)
+        next(b)  # a second iteration cancels the first
+        try:
+            next(a)
+            raise SystemExit("the replaced iterator went on")
+        except RuntimeError as e:
+            assert "cancelled or replaced" in str(e), e
+        print("ok")
+    """)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr

@@ -15,7 +15,7 @@ from robocache import store
 
 torch = pytest.importorskip("torch")
 
-KW = dict(batch_size=4, window=0.5, target_hz=10, streams="a")
+KW = dict(batch_size=4, window=0.5, target_hz=10, streams="a", device="cpu")
 
 
 @pytest.fixture
@@ -198,10 +198,17 @@ def test_cuda_without_index_is_the_current_device(st, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    monkeypatch.setattr(loader_mod, "_C", SimpleNamespace(build_info=lambda: {"cuda": True}))
-    assert robocache.Loader(st, device="cuda", **KW).device == "cuda:1"
-    assert robocache.Loader(st, device="cuda:0", **KW).device == "cuda:0"
+    # the C++ pipeline would look for the GPU: a stand-in records what it was asked for
+    made = []
+    monkeypatch.setattr(loader_mod, "_C", SimpleNamespace(build_info=lambda: {"cuda": True},
+                                                          LoaderPipeline=lambda *a: made.append(a[5])))
+    kw = dict(KW)
+    del kw["device"]
+    assert robocache.Loader(st, device="cuda", **kw).device == "cuda:1"
+    assert robocache.Loader(st, device="cuda:0", **kw).device == "cuda:0"
+    assert robocache.Loader(st, **kw).device == "cuda:1"  # the default device is CUDA
+    assert made == ["cuda:1", "cuda:0", "cuda:1"]
     with pytest.raises(ValueError, match="device='cuda:2': PyTorch sees 2 CUDA GPU"):
-        robocache.Loader(st, device="cuda:2", **KW)
+        robocache.Loader(st, device="cuda:2", **kw)
     with pytest.raises(ValueError, match="device must be 'cpu', 'cuda' or 'cuda:N', got 'cuda:x'"):
-        robocache.Loader(st, device="cuda:x", **KW)
+        robocache.Loader(st, device="cuda:x", **kw)

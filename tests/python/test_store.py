@@ -219,15 +219,42 @@ def test_write_store_multi_rate(tmp_path, rng):
 
 def test_demo_dataset(tmp_path):
     st = store.demo_dataset(tmp_path / "demo", episodes=3)
-    assert set(st.streams) == {"joint_state", "ee_quat", "action", "gripper", "camera"}
-    for name, hz in [("joint_state", 100), ("ee_quat", 50), ("action", 10), ("camera", 15)]:
+    assert set(st.streams) == {"joint_state", "ee_quat", "action", "gripper", "camera", "lidar"}
+    for name, hz in [("joint_state", 100), ("ee_quat", 50), ("action", 10), ("camera", 15), ("lidar", 10)]:
         t = st.streams[name].episode_timestamps(1)
         assert abs(1.0 / np.median(np.diff(t)) - hz) < 1, name
     img = datasets.decode_image(st.streams["camera"].episode_data(2)[5])
     assert img.shape == (32, 32, 3) and img.dtype == np.uint8
     q = st.streams["ee_quat"].data
     np.testing.assert_allclose(np.linalg.norm(q, axis=1), 1, rtol=1e-5)
+    lidar = st.streams["lidar"]
+    clouds = lidar.episode_data(1)
+    assert lidar.kind == "pointcloud" and len(clouds) == len(lidar.episode_timestamps(1))
+    assert all(c.dtype == np.float32 and c.shape[1] == 4 and 150 <= len(c) < 400 for c in clouds)
+    g = store.DEMO_LIDAR_GRID  # the grid the demo voxelizes onto covers (almost) every point
+    lo = np.asarray(g["origin"])
+    hi = lo + np.asarray(g["grid_size"]) * g["voxel_size"]
+    pts = np.concatenate(clouds)[:, :3]
+    assert np.mean(np.all((pts >= lo) & (pts < hi), 1)) > 0.99
+    assert "clouds float32[N, 4]" in store.describe(st)
     st.verify()
+
+
+def test_point_cloud_store_round_trip(tmp_path, rng):
+    eps = [{"pc": ([rng.normal(size=(int(n), 5)) for n in rng.integers(0, 30, S)], np.arange(S) / 10.0)}
+           for S in (1, 7, 4)]
+    st = store.write_store(tmp_path / "st", eps)
+    s = st.streams["pc"]
+    assert s.kind == "pointcloud" and s.dtype == np.float64 and s.shape == (5,)
+    assert s.items[-1] == len(s.data) == sum(len(c) for ep in eps for c in ep["pc"][0])
+    for e, ep in enumerate(eps):
+        got = s.episode_data(e)
+        assert len(got) == len(ep["pc"][0]) and all(np.array_equal(a, b) for a, b in zip(got, ep["pc"][0]))
+    st.verify()
+    reopened = store.open_store(st.path)
+    assert reopened.streams["pc"].kind == "pointcloud"
+    with pytest.raises(ValueError, match="point clouds must all be float arrays"):
+        store.write_store(tmp_path / "bad", [{"pc": ([np.zeros((3, 4)), np.zeros((2, 5))], np.arange(2.0))}])
 
 
 def test_cli_convert_and_inspect(tmp_path, hdf5_dataset, capsys):
