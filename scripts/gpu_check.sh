@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On the GPU machine: build, GPU tests, compute-sanitizer, benchmarks, in one go.
 #   bash scripts/gpu_check.sh [pytest -k expression]     (writes logs to $OUT when set)
-# Environment: SAN_K (pytest -k expression for the sanitizer runs, default "cuda"), SKIP_LOADER_BENCH=1,
+# Environment: SAN_K (pytest -k expression for the sanitizer runs, default "cuda"), SKIP_OPS_BENCH=1, SKIP_LOADER_BENCH=1,
 # SKIP_VOXEL_BENCH=1.
 # Expects a copy of ../shared/data in .devdata/ (the GPU machine has no ../shared).
 set -uo pipefail
@@ -27,11 +27,13 @@ for tool in memcheck racecheck; do
   echo "$tool exit: ${PIPESTATUS[0]}"
 done
 
-echo "== call overhead"
-python3 bench/profile_call_overhead.py 2>&1 | tee "$OUT/overhead.log"
-echo "== benchmarks"
-python3 bench/bench_resample.py --gpu --json "$OUT/bench_resample.json" 2>&1 | tee "$OUT/bench_resample.log"
-python3 bench/bench_fuse.py --json "$OUT/bench_fuse.json" 2>&1 | tee "$OUT/bench_fuse.log"
+if [ -z "${SKIP_OPS_BENCH:-}" ]; then
+  echo "== call overhead"
+  python3 bench/profile_call_overhead.py 2>&1 | tee "$OUT/overhead.log"
+  echo "== benchmarks"
+  python3 bench/bench_resample.py --gpu --json "$OUT/bench_resample.json" 2>&1 | tee "$OUT/bench_resample.log"
+  python3 bench/bench_fuse.py --json "$OUT/bench_fuse.json" 2>&1 | tee "$OUT/bench_fuse.log"
+fi
 if [ -z "${SKIP_LOADER_BENCH:-}" ]; then
   python3 -m robocache demo 2>&1 | tee "$OUT/demo.log"
   # targets (issue 6): the Loader >= 5x the DataLoader's samples/s, GPU busy >= 90% for a step >= 5 ms
