@@ -32,7 +32,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     if args.split is not None:
         kwargs["split"] = args.split
     st = store.convert(args.src, args.dst, num_threads=args.threads, progress=not args.quiet, images=args.images,
-                       resume=not args.no_resume, overwrite=args.overwrite, **kwargs)
+                       videos=args.videos, resume=not args.no_resume, overwrite=args.overwrite, **kwargs)
     print(f"wrote {st.path}: {st.num_episodes} episodes, {len(st.streams)} streams")
     return 0
 
@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     p_conv.add_argument("--threads", type=int, default=None, help="reader threads (default: all cores)")
     p_conv.add_argument("--images", choices=["encoded", "raw"], default="encoded",
                         help="keep JPEG/PNG images encoded (default) or store them decoded")
+    p_conv.add_argument("--videos", choices=["skip", "raw"], default="skip",
+                        help="cameras kept as video files: leave them out (default, with a warning) or store "
+                             "every frame decoded (uint8, large)")
     p_conv.add_argument("--overwrite", action="store_true", help="replace an existing DST")
     p_conv.add_argument("--no-resume", action="store_true", help="start over instead of resuming DST.partial")
     p_conv.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

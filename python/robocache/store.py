@@ -13,9 +13,11 @@ Layout of a store ``DST/``::
     streams/NNN/timestamps.npy   [total_S], float64 seconds or int64 nanoseconds (the manifest's time_unit)
     streams/NNN/episodes.npy     int64 [num_episodes + 1]: episode e's samples are rows episodes[e]:episodes[e+1]
 
-Cameras that a dataset keeps as video files (LeRobot's ``Episode.videos``) are not copied into a store:
-their paths stay in each episode's metadata (``extra["video/<key>"]``); decode their frames through
-``robocache.datasets``.
+Cameras that a dataset keeps as video files (LeRobot's ``Episode.videos``) are stored decoded, as uint8
+``[S, H, W, 3]`` streams named by the video key with the video's frame times, when ``convert(...,
+videos="raw")`` asks for it; by default (``videos="skip"``) they are left out with a warning naming them,
+their paths stay in each episode's metadata (``extra["video/<key>"]``), and ``robocache.datasets`` decodes
+them.
 
 ``NNN`` is the stream's position in the manifest (stream names such as ``steps/observation/image_0`` hold
 slashes). Conversion writes per-episode chunks into ``DST.partial/`` (so an interrupted conversion resumes
@@ -31,6 +33,7 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Optional
 
@@ -114,13 +117,33 @@ def _stream_schema(stream, images: str = "encoded") -> dict:
     return s
 
 
-def _check_schema(schema: List[dict], episode, index: int, src: str, images: str = "encoded") -> None:
+def _video_schema(video) -> dict:
+    """The schema of a video camera stored decoded (``videos="raw"``): uint8 [S, H, W, 3] at the frame times."""
+    first = video.frames([0]) if len(video) else None  # OSError naming the video if it is missing or corrupt
+    if first is None:
+        raise ValueError(f"video '{video.name}' ({video.path}) has no frames in this episode, so videos='raw' "
+                         "cannot tell their shape")
+    return {"name": video.name, "kind": "tensor", "time_unit": "s", "time_source": "video",
+            "rate_hz": float(video.fps), "dtype": "|u1", "shape": list(first.shape[1:]), "encoding": "",
+            "decoded_from": "video"}
+
+
+def _episode_streams(episode, videos: str) -> List[str]:
+    return list(episode.keys()) + (list(episode.videos) if videos == "raw" else [])
+
+
+def _check_schema(schema: List[dict], episode, index: int, src: str, images: str = "encoded",
+                  videos: str = "skip") -> None:
     names = [s["name"] for s in schema]
-    if sorted(episode.keys()) != sorted(names):
-        raise ValueError(f"{src}: episode {index} has streams {sorted(episode.keys())} but episode 0 has {sorted(names)}; "
+    have = _episode_streams(episode, videos)
+    if sorted(have) != sorted(names):
+        raise ValueError(f"{src}: episode {index} has streams {sorted(have)} but episode 0 has {sorted(names)}; "
                          "a store needs the same streams in every episode")
     for s in schema:
-        got = _stream_schema(episode[s["name"]], images)
+        if s.get("decoded_from") == "video":
+            got = _video_schema(episode.videos[s["name"]])
+        else:
+            got = _stream_schema(episode[s["name"]], images)
         for key in ("kind", "dtype", "shape", "encoding", "time_unit"):
             if got[key] != s[key]:
                 raise ValueError(f"{src}: stream '{s['name']}' of episode {index} has {key} {got[key]!r} but "
@@ -130,6 +153,11 @@ def _check_schema(schema: List[dict], episode, index: int, src: str, images: str
 def _episode_arrays(episode, schema: List[dict]) -> Dict[str, np.ndarray]:
     out = {}
     for k, s in enumerate(schema):
+        if s.get("decoded_from") == "video":
+            video = episode.videos[s["name"]]
+            out[f"d{k}"] = video.frames()  # every frame, in presentation order
+            out[f"t{k}"] = np.asarray(video.timestamps, dtype=np.float64)
+            continue
         st = episode[s["name"]]
         if s.get("decoded_from"):
             out[f"d{k}"] = st.decode()  # every image of the stream, on the CPU thread pool
@@ -170,7 +198,7 @@ def _fingerprint(src: str) -> str:
 
 
 def convert(src, dst, *, num_threads: Optional[int] = None, progress: bool = True, resume: bool = True,
-            overwrite: bool = False, images: str = "encoded", **open_kwargs) -> "Store":
+            overwrite: bool = False, images: str = "encoded", videos: str = "skip", **open_kwargs) -> "Store":
     """Converts the dataset at ``src`` (anything :func:`robocache.datasets.open` reads; ``open_kwargs`` are
     passed to it, e.g. ``rate_hz``) into a store at ``dst`` and returns it opened.
 
@@ -179,9 +207,15 @@ def convert(src, dst, *, num_threads: Optional[int] = None, progress: bool = Tru
     finished. ``dst`` appears only when complete. An existing ``dst`` is an error unless ``overwrite``.
     ``images``: "encoded" keeps JPEG/PNG streams as their bytes (small; the loader decodes the frames it
     needs); "raw" stores them decoded as uint8 ``[S, H, W, C]`` (bigger; no decoding when loading).
+    ``videos``: cameras kept as video files (LeRobot): "skip" leaves them out of the store (a warning names
+    them; their paths stay in the episode metadata); "raw" decodes every frame into a uint8
+    ``[S, H, W, 3]`` stream named by the video key, at the video's frame times (large: 0.9 MB a frame at
+    640 x 480). A missing or corrupt video is then an error naming it.
     """
     if images not in ("encoded", "raw"):
         raise ValueError(f"images must be 'encoded' or 'raw', got {images!r}")
+    if videos not in ("skip", "raw"):
+        raise ValueError(f"videos must be 'skip' or 'raw', got {videos!r}")
     from . import datasets
 
     src, dst = os.fspath(src), os.path.abspath(os.fspath(dst))
@@ -196,7 +230,14 @@ def convert(src, dst, *, num_threads: Optional[int] = None, progress: bool = Tru
         raise ValueError(f"src: {src} holds no episodes")
     first = ds[0]
     schema = [_stream_schema(first[name], images) for name in first.keys()]
+    if videos == "raw":
+        schema += [_video_schema(first.videos[name]) for name in first.videos]
+    elif first.videos:
+        warnings.warn(f"{src}: the videos {sorted(first.videos)} are not copied into the store (videos='skip'); "
+                      "their paths stay in the episode metadata. Pass videos='raw' (--videos raw) to store "
+                      "their frames decoded.", stacklevel=2)
     source = {"path": os.path.abspath(src), "format": ds.format, "episodes": n, "images": images,
+              "videos": videos,
               "open_kwargs": {k: v for k, v in open_kwargs.items()}, "fingerprint": _fingerprint(src)}
 
     part = dst + ".partial"
@@ -218,7 +259,7 @@ def convert(src, dst, *, num_threads: Optional[int] = None, progress: bool = Tru
 
     def one(i: int) -> None:
         ep = ds[i]
-        _check_schema(schema, ep, i, src, images)
+        _check_schema(schema, ep, i, src, images, videos)
         final = os.path.join(chunks, _CHUNK_FMT.format(i))
         tmp = final + ".tmp.npz"
         arrays = _episode_arrays(ep, schema)

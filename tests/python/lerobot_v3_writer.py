@@ -175,3 +175,38 @@ def v21_subset(src: Path, dst: Path, episodes, with_video: bool, cam: str = "obs
     info.update(total_episodes=len(episodes), total_frames=index, total_videos=len(episodes) if with_video else 0,
                 splits={"train": f"0:{len(episodes)}"})
     (dst / "meta" / "info.json").write_text(json.dumps(info, indent=4))
+
+
+def synthetic_video_dataset(dst: Path, n: int = 40, fps: int = 30, key: str = "observation.images.front") -> Path:
+    """Three episodes of n steps back to back in one LeRobot v3.0 data file and one H.264 video (written by
+    the ffmpeg tool; B-frames, a keyframe every 25 frames, so episodes start mid-GOP). Frame i of the file
+    carries the number i (test_datasets_video.frame_number reads it back); 4 float32 state channels."""
+    from test_datasets_video import write_video
+
+    dst = Path(dst)
+    write_video(dst / "videos" / key / "chunk-000" / "file-000.mp4", 3 * n, "h264", fps=fps)
+    rng = np.random.default_rng(3)
+    (dst / "data" / "chunk-000").mkdir(parents=True)
+    pq.write_table(pa.table({
+        "observation.state": pa.array(list(rng.normal(size=(3 * n, 4)).astype(np.float32)), pa.list_(pa.float32(), 4)),
+        "timestamp": pa.array(np.tile(np.arange(n) / fps, 3).astype(np.float32)),
+        "frame_index": pa.array(np.tile(np.arange(n), 3)),
+        "episode_index": pa.array(np.repeat(np.arange(3), n)),
+        "index": pa.array(np.arange(3 * n)),
+    }), dst / "data" / "chunk-000" / "file-000.parquet")
+    (dst / "meta" / "episodes" / "chunk-000").mkdir(parents=True)
+    pq.write_table(pa.table({
+        "episode_index": [0, 1, 2], "length": [n] * 3, "tasks": [["a"], ["b"], ["c"]],
+        "data/chunk_index": [0] * 3, "data/file_index": [0] * 3,
+        "dataset_from_index": [0, n, 2 * n], "dataset_to_index": [n, 2 * n, 3 * n],
+        f"videos/{key}/chunk_index": [0] * 3, f"videos/{key}/file_index": [0] * 3,
+        f"videos/{key}/from_timestamp": [e * n / fps for e in range(3)],
+        f"videos/{key}/to_timestamp": [(e + 1) * n / fps for e in range(3)],
+    }), dst / "meta" / "episodes" / "chunk-000" / "file-000.parquet")
+    (dst / "meta" / "info.json").write_text(json.dumps({
+        "codebase_version": "v3.0", "fps": fps, "robot_type": "synthetic",
+        "data_path": "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet",
+        "video_path": "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4",
+        "features": {key: {"dtype": "video", "shape": [64, 96, 3], "info": {"video.fps": fps, "video.codec": "h264"}},
+                     "observation.state": {"dtype": "float32", "shape": [4]}}}))
+    return dst

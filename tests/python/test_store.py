@@ -84,7 +84,8 @@ def test_convert_rate(tmp_path, hdf5_dataset):
 
 def test_convert_lerobot_real(tmp_path):
     src = shared_data("lerobot", "g1_v21")
-    st = store.convert(src, tmp_path / "g1", progress=False)
+    with pytest.warns(UserWarning, match=r"the videos \['observation.images.cam_high'\] are not copied"):
+        st = store.convert(src, tmp_path / "g1", progress=False)
     assert_store_matches(st, datasets.open(src))
     assert sum(np.diff(st.streams["action"].episodes)) == 35965
 
@@ -340,3 +341,47 @@ def test_corrupt_source_is_reported_and_leaves_no_store(tmp_path):
     assert not (tmp_path / "st").exists()
     with pytest.raises(store.StoreError):
         store.open_store(tmp_path / "st")
+
+
+def test_convert_lerobot_videos_skip_warns_and_raw_stores_every_frame(tmp_path):
+    """A LeRobot v3.0 dataset whose camera is an H.264 video (three episodes in one file): the default leaves
+    the video out with a warning; videos='raw' stores every frame decoded, equal to the reader's frames and
+    carrying the right frame numbers, and the loader serves them held onto its timeline."""
+    import shutil
+
+    if shutil.which("ffmpeg") is None or not datasets.readers()["video_decode"]:
+        pytest.skip("needs the ffmpeg tool and a build with video decoding")
+    pytest.importorskip("pyarrow")
+    from lerobot_v3_writer import synthetic_video_dataset
+    from test_datasets_video import frame_number
+
+    n, fps, key = 40, 30, "observation.images.front"
+    src = synthetic_video_dataset(tmp_path / "syn", n, fps, key)
+    with pytest.warns(UserWarning, match=r"the videos \['observation.images.front'\] are not copied"):
+        skipped = store.convert(src, tmp_path / "skip", progress=False)
+    assert key not in skipped.streams
+    with pytest.raises(ValueError, match="videos must be 'skip' or 'raw', got 'mp4'"):
+        store.convert(src, tmp_path / "bad", progress=False, videos="mp4")
+
+    st = store.convert(src, tmp_path / "raw", progress=False, videos="raw")
+    s = st.streams[key]
+    assert s.kind == "tensor" and s.dtype == np.uint8 and tuple(s.shape) == (64, 96, 3)
+    ds = datasets.open(src)
+    for e in range(3):
+        frames = s.episode_data(e)
+        np.testing.assert_array_equal(frames, ds[e].videos[key].frames())
+        assert [frame_number(f) for f in frames] == list(range(e * n, (e + 1) * n))
+        np.testing.assert_allclose(s.episode_timestamps(e), np.arange(n) / fps, atol=1e-9)
+
+    from robocache import Loader
+
+    # frames nearest to each target time (targets on the frame grid may sit an ulp before a frame's time,
+    # where "hold" would take the frame before)
+    batch = next(iter(Loader(st, batch_size=3, window=0.5, target_hz=fps, streams=["observation.state", key],
+                             methods={key: "nearest"}, device="cpu", shuffle=False)))
+    got = batch[key].numpy()  # [B, T, H, W, 3]
+    assert got.shape == (3, 15, 64, 96, 3)
+    for b in range(3):
+        e, t0 = int(batch["episode"][b]), float(batch["start_time"][b])
+        want = [e * n + int(np.rint((t0 + i / fps) * fps)) for i in range(15)]
+        assert [frame_number(f) for f in got[b]] == want
