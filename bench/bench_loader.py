@@ -42,6 +42,7 @@ import torch
 
 import robocache
 from robocache import datasets, store
+from robocache.loader import drop_page_cache
 
 DATA = Path(os.environ.get("ROBOCACHE_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 
@@ -100,18 +101,6 @@ class NumpyWindows(torch.utils.data.Dataset):
             out[n] = torch.from_numpy(v)
             out[n + ".mask"] = torch.from_numpy((tgt >= ts[0]) & (tgt <= ts[-1]))
         return out
-
-
-def drop_page_cache(path):
-    """Evicts the store's files from the page cache (fsync first: only clean pages are dropped)."""
-    for root, _, names in os.walk(path):
-        for name in names:
-            fd = os.open(os.path.join(root, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            finally:
-                os.close(fd)
 
 
 def run_epoch(it, batches, device):

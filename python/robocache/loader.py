@@ -374,14 +374,7 @@ class Loader:
                 if m is not None and hasattr(m, "madvise"):
                     m.madvise(_mmap.MADV_DONTNEED)
         self._pipe.evict_page_cache()
-        for root, _, names in os.walk(self.store.path):
-            for name in names:
-                fd = os.open(os.path.join(root, name), os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-                finally:
-                    os.close(fd)
+        drop_page_cache(self.store.path)
 
     def stats(self) -> dict:
         """The pipeline's counters (batches built since it was made, output buffers it owns) and the bytes
@@ -402,6 +395,19 @@ class Loader:
                 f"window={self.window} s, target_hz={self.target_hz:g}, {len(self)} batches of {self.num_windows} "
                 f"windows, {self.episodes_skipped} episodes too short, device={self.device!r}"
                 + (f", rank {self.rank} of {self.world_size}" if self.world_size > 1 else "") + ")")
+
+
+def drop_page_cache(path) -> None:
+    """Evicts every file below ``path`` from the OS page cache (fsync first: only clean pages are dropped).
+    Pages that a process still maps stay cached; :meth:`Loader.evict_page_cache` unmaps the loader's first."""
+    for root, _, names in os.walk(path):
+        for name in names:
+            fd = os.open(os.path.join(root, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
 
 
 def _rank_and_world_size(rank, world_size):
