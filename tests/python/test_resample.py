@@ -267,9 +267,14 @@ def test_nan_timestamps_are_rejected():
         (dict(out=np.zeros((2, 2, 3), np.float32)), TypeError, r"out dtype \(float32\) must match data dtype \(float64\)"),
     ],
 )
-def test_bad_input_names_argument_and_value(kwargs, exc, pattern):
+@pytest.mark.parametrize("lib", ["numpy", "torch"])  # torch tensors take the wrapper's fast path
+def test_bad_input_names_argument_and_value(kwargs, exc, pattern, lib):
     args = dict(data=np.zeros((2, 4, 3)), src_t=np.arange(4.0), tgt_t=np.array([0.5, 1.5]))
     args.update(kwargs)
+    if lib == "torch":
+        if torch is None:
+            pytest.skip("torch is not installed")
+        args = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in args.items()}
     with pytest.raises(exc, match=pattern):
         rc.resample_trajectories(args.pop("data"), args.pop("src_t"), args.pop("tgt_t"), **args)
 
