@@ -21,6 +21,23 @@ pytestmark = pytest.mark.skipif(not datasets.readers()["lerobot"], reason="LeRob
 needs_g1 = pytest.mark.skipif(not G1.exists(), reason=f"{G1} not present")
 
 
+def assert_streams_match_table(ep, table, what):
+    """Every column of a G1 parquet table is a stream of `ep` with the same values, on the table's
+    recorded timestamps."""
+    assert sorted(ep.keys()) == sorted(table.column_names)
+    for name in table.column_names:
+        col = table.column(name)
+        want = np.stack(col.to_pylist()).astype(np.float32) if name in ("observation.state", "action") \
+            else col.to_numpy()
+        got = ep[name].numpy()
+        assert got.dtype == want.dtype and got.shape == want.shape, name
+        np.testing.assert_array_equal(got, want, err_msg=f"{what} stream {name}")
+    t = table.column("timestamp").to_numpy().astype(np.float64)
+    for s in ep.streams.values():
+        np.testing.assert_array_equal(s.timestamps, t)
+        assert s.time_source == "recorded"
+
+
 @needs_g1
 def test_g1_matches_pyarrow():
     ds = datasets.open(G1)
@@ -30,19 +47,7 @@ def test_g1_matches_pyarrow():
     for ep, meta in zip(ds, episodes):
         i = meta["episode_index"]
         f = G1 / "data" / "chunk-000" / f"episode_{i:06d}.parquet"
-        table = pq.read_table(f)
-        assert sorted(ep.keys()) == sorted(table.column_names)
-        for name in table.column_names:
-            col = table.column(name)
-            want = np.stack(col.to_pylist()).astype(np.float32) if name in ("observation.state", "action") \
-                else col.to_numpy()
-            got = ep[name].numpy()
-            assert got.dtype == want.dtype and got.shape == want.shape, name
-            np.testing.assert_array_equal(got, want)
-        t = table.column("timestamp").to_numpy().astype(np.float64)
-        for s in ep.streams.values():
-            np.testing.assert_array_equal(s.timestamps, t)
-            assert s.time_source == "recorded"
+        assert_streams_match_table(ep, pq.read_table(f), f"episode {i}")
         assert len(ep["action"]) == meta["length"]
         assert ep.language_instruction == meta["tasks"][0] == ep.metadata["task"]
         assert ep.metadata["robot_type"] == "Unitree_G1_Inspire"
@@ -140,19 +145,7 @@ def v21_table(i):
 
 
 def assert_episode_matches_v21(ep, i, meta):
-    table = v21_table(i)
-    assert sorted(ep.keys()) == sorted(table.column_names)
-    for name in table.column_names:
-        col = table.column(name)
-        want = np.stack(col.to_pylist()).astype(np.float32) if name in ("observation.state", "action") \
-            else col.to_numpy()
-        got = ep[name].numpy()
-        assert got.dtype == want.dtype and got.shape == want.shape, name
-        np.testing.assert_array_equal(got, want, err_msg=f"episode {i} stream {name}")
-    t = table.column("timestamp").to_numpy().astype(np.float64)
-    for s in ep.streams.values():
-        np.testing.assert_array_equal(s.timestamps, t)
-        assert s.time_source == "recorded"
+    assert_streams_match_table(ep, v21_table(i), f"episode {i}")
     assert ep.language_instruction == meta["tasks"][0] == ep.metadata["task"]
     assert ep.metadata["source_key"] == f"episode_index {i}"
 
