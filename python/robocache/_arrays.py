@@ -95,19 +95,26 @@ def current_stream(x: Any, lib: str) -> int:
 _TORCH_CODES: dict = {}
 
 
-def native(x: Any, lib: str) -> Any:
-    """What the native module takes for an array argument. A torch tensor travels as a descriptor
-    (data_ptr, dtype code, device, shape, strides): reading those attributes costs ~0.5 us, against
-    2-5 us for tensor.__dlpack__(), which dominated small calls. Other arrays go through DLPack."""
-    if lib != _TORCH or x is None:
-        return x
+def torch_codes() -> dict:
+    """torch dtype -> robocache::DType code (and "strided": torch.strided); filled on first use, since
+    robocache never imports torch itself."""
     if not _TORCH_CODES:
         import torch
 
         _TORCH_CODES.update({torch.float16: 0, torch.bfloat16: 1, torch.float32: 2, torch.float64: 3,
                              torch.int32: 4, torch.int64: 5, torch.uint8: 6, torch.bool: 7})
         _TORCH_CODES["strided"] = torch.strided
-    code = _TORCH_CODES.get(x.dtype)
-    if code is None or x.layout is not _TORCH_CODES["strided"] or not (x.is_cuda or x.is_cpu):
+    return _TORCH_CODES
+
+
+def native(x: Any, lib: str) -> Any:
+    """What the native module takes for an array argument. A torch tensor travels as a descriptor
+    (data_ptr, dtype code, device, shape, strides): reading those attributes costs ~0.5 us, against
+    2-5 us for tensor.__dlpack__(), which dominated small calls. Other arrays go through DLPack."""
+    if lib != _TORCH or x is None:
+        return x
+    codes = torch_codes()
+    code = codes.get(x.dtype)
+    if code is None or x.layout is not codes["strided"] or not (x.is_cuda or x.is_cpu):
         return x  # DLPack import reports what is unsupported
     return (x.data_ptr(), code, x.get_device(), x.shape, x.stride())

@@ -7,7 +7,7 @@ import sys
 from typing import Any, Optional
 
 from . import _C
-from ._arrays import _TORCH_CODES, as_array, current_stream, empty, library_of, native
+from ._arrays import _TORCH_CODES, as_array, current_stream, empty, library_of, native, torch_codes
 
 __all__ = ["resample_trajectories", "resample_rotations", "fuse_multimodal"]
 
@@ -75,10 +75,8 @@ def resample_trajectories(
             pass
         else:
             if data.ndim in (2, 3) and tgt_t.ndim in (1, 2):
-                shape = (data.shape[0], tgt_t.shape[-1], data.shape[-1]) if data.ndim == 3 \
-                    else (tgt_t.shape[-1], data.shape[-1])
                 if out is None:
-                    out = _torch_fast.empty(shape, dtype=data.dtype, device=data.device)
+                    out = _torch_fast.empty(_result_shape(data, tgt_t), dtype=data.dtype, device=data.device)
                 _C.resample_trajectories(dd, sd, td, None, _torch_desc(out), None, method, boundary, backend or "",
                                          validate, -1 if quat_channel is None else int(quat_channel),
                                          _raw_stream(dd[2]) if dd[2] >= 0 else 0)
@@ -91,8 +89,7 @@ def resample_trajectories(
         raise ValueError(f"data must have shape [B, S, D] or [S, D], got {list(data.shape)}")
     if tgt_t.ndim not in (1, 2):
         raise ValueError(f"tgt_t must have shape [B, T] or [T], got {list(tgt_t.shape)}")
-    T = tgt_t.shape[-1]
-    shape = (data.shape[0], T, data.shape[-1]) if data.ndim == 3 else (T, data.shape[-1])
+    shape = _result_shape(data, tgt_t)
     if out is None:
         out = empty(shape, data, lib)
     mask = empty(shape[:-1], data, lib, boolean=True) if return_mask else None
@@ -113,6 +110,12 @@ def resample_trajectories(
     return (out, mask) if return_mask else out
 
 
+def _result_shape(data, tgt_t) -> tuple:
+    """[B, T, D] (or [T, D]) for data [B, S, D] (or [S, D]) resampled onto tgt_t [B, T] or [T]."""
+    T = tgt_t.shape[-1]
+    return (data.shape[0], T, data.shape[-1]) if data.ndim == 3 else (T, data.shape[-1])
+
+
 def _torch_desc(x):
     """The descriptor of :func:`robocache._arrays.native` without its checks (KeyError: no dtype code)."""
     return (x.data_ptr(), _TORCH_CODES[x.dtype], x.get_device(), x.shape, x.stride())
@@ -129,7 +132,7 @@ def _init_torch_fast():
     if getattr(torch._C, "_cuda_getCurrentRawStream", None) is None:
         _torch_fast = False
         return
-    native(torch.empty(0), "torch")  # fills _TORCH_CODES
+    torch_codes()  # _torch_desc reads _TORCH_CODES directly
     _torch_fast = torch
 
 
