@@ -17,7 +17,10 @@ step time on a resident batch, samples/s, and the fraction of wall time the GPU 
 target on the H100 is GPU busy >= 90% for a step >= 5 ms (pick --hidden / --layers so the step is >= 5 ms).
 
 Data: the LeRobot G1 sample (../shared/data/lerobot/g1_v21, 30 Hz state and action, float32[26]) converted
-to a store, plus the multi-rate demo store (robocache.store.demo_dataset: 100 Hz joints, 50 Hz quaternion,
+to a store; the Bridge RLDS sample (../shared/data/rlds/bridge_dataset, 50 real WidowX episodes of 10 steps,
+5 Hz: state and action float32[7] resampled linearly, plus the 64x64 JPEG camera image_0 held and decoded;
+the DataLoader baseline decodes each distinct frame of a window once, as the Loader decodes each distinct
+frame of a batch once); plus the multi-rate demo store (robocache.store.demo_dataset: 100 Hz joints, 50 Hz quaternion,
 10 Hz actions and gripper, 15 Hz PNG camera, 10 Hz lidar) without the camera, with it, and with the lidar
 voxelized (16 x 16 x 8 occupancy).
 
@@ -47,8 +50,9 @@ class NumpyWindows(torch.utils.data.Dataset):
     """What a user writes without RoboCache: one window per item, read from the memory-mapped store and
     resampled with NumPy."""
 
-    def __init__(self, path, streams, methods, window_ep, window_start, T, hz, voxelize=None):
+    def __init__(self, path, streams, methods, window_ep, window_start, T, hz, voxelize=None, decode_once=False):
         self.path, self.streams, self.methods, self.voxelize = path, streams, methods, voxelize or {}
+        self.decode_once = decode_once  # decode each distinct frame of a window once (else once per target)
         self.ep, self.start, self.T, self.hz = window_ep, window_start, T, hz
         self.st = None
 
@@ -79,6 +83,10 @@ class NumpyWindows(torch.utils.data.Dataset):
                         flat = (v[:, 0] * dims[1] + v[:, 1]) * dims[2] + v[:, 2]
                         grids.append(np.bincount(flat, minlength=int(np.prod(dims))).reshape(dims) > 0)
                     v = np.stack(grids)
+                elif c.kind == "bytes" and self.decode_once:
+                    rows, which = np.unique(idx, return_inverse=True)
+                    frames = np.stack([datasets.decode_image(c.data[c.items[r]:c.items[r + 1]].tobytes()) for r in rows])
+                    v = frames[which.reshape(-1)]
                 elif c.kind == "bytes":
                     v = np.stack([datasets.decode_image(c.data[c.items[r]:c.items[r + 1]].tobytes()) for r in idx])
                 else:
@@ -122,14 +130,19 @@ def run_epoch(it, batches, device):
     return n / dt, nbytes / dt / 1e6
 
 
-def bench(name, path, streams, methods, args, voxelize=None):
+def store_mb(path):
+    """Bytes of every file of a store directory, in MB (10^6)."""
+    return sum(os.path.getsize(os.path.join(r, f)) for r, _, names in os.walk(path) for f in names) / 1e6
+
+
+def bench(name, path, streams, methods, args, voxelize=None, decode_once=False):
     kw = dict(batch_size=args.batch_size, window=args.window, target_hz=args.hz, streams=streams, methods=methods,
               seed=0, num_threads=args.workers, prefetch=2, device=args.device, voxelize=voxelize)
     loader = robocache.Loader(path, **kw)
     batches = min(args.batches, len(loader))
     order = np.concatenate([np.asarray(w[:, 0]) for w in loader.windows(0)]).astype(np.int64)
     starts = np.concatenate([w[:, 1] for w in loader.windows(0)])
-    ds = NumpyWindows(loader.store.path, streams, methods, order, starts, loader.T, args.hz, voxelize)
+    ds = NumpyWindows(loader.store.path, streams, methods, order, starts, loader.T, args.hz, voxelize, decode_once)
     dl = torch.utils.data.DataLoader(ds, batch_size=args.batch_size, shuffle=False, num_workers=args.workers,
                                      pin_memory=args.device != "cpu", prefetch_factor=2 if args.workers else None,
                                      # cold: fresh workers every epoch, so no worker keeps the pages mapped
@@ -156,8 +169,8 @@ def bench(name, path, streams, methods, args, voxelize=None):
     for label, fn in ((f"robocache.Loader ({args.workers} threads)", loader_run),
                       (f"DataLoader+NumPy ({args.workers} workers)", dl_run)):
         res[label] = max((fn() for _ in range(args.repeat)), key=lambda r: r[0])
-    print(f"{name}: {loader.num_windows} windows, T={loader.T}, batch {args.batch_size}, {batches} batches, "
-          f"device {args.device}{', cold page cache' if args.cold else ''}")
+    print(f"{name}: store {store_mb(path):.1f} MB, {loader.num_windows} windows, T={loader.T}, batch "
+          f"{args.batch_size}, {batches} batches, device {args.device}{', cold page cache' if args.cold else ''}")
     base = list(res.values())[1][0]
     for label, (sps, mbs) in res.items():
         print(f"  {label:<36} {sps:10.0f} samples/s  {mbs:8.1f} MB/s  {sps / base:5.2f}x")
@@ -251,6 +264,16 @@ def main():
                 bench_training(st.path, ["observation.state", "action"], args, ds)
         else:
             print(f"skipping LeRobot G1: {g1} not present")
+        bridge = DATA / "rlds" / "bridge_dataset"
+        if bridge.exists():
+            # RLDS records no timestamps: steps at BridgeData's 5 Hz control rate
+            st = store.convert(bridge, os.path.join(tmp, "bridge"), progress=False, rate_hz=5.0)
+            low = ["steps/observation/state", "steps/action"]
+            bench("Bridge RLDS (state+action 5 Hz, linear)", st.path, low, {}, args)
+            bench("Bridge RLDS + 5 Hz JPEG camera image_0 64x64 (decoded)", st.path, low + ["steps/observation/image_0"],
+                  {"steps/observation/image_0": "hold"}, args, decode_once=True)
+        else:
+            print(f"skipping Bridge RLDS: {bridge} not present")
         demo = store.demo_dataset(os.path.join(tmp, "demo"), episodes=16)
         low = ["joint_state", "ee_quat", "action", "gripper"]
         bench("demo multi-rate (joints 100 Hz, quat 50 Hz, action/gripper 10 Hz)", demo.path, low,

@@ -373,6 +373,50 @@ def test_cuda_matches_cpu(multirate, tmp_path, rng):
 
 
 @requires_cuda
+def test_cuda_loader_after_a_failed_validation_and_a_validating_thread(multirate):
+    """The sequence that hung under compute-sanitizer (tests/python/test_fuse.py's CUDA tests, the last
+    of which fails validation, then the CUDA loader) in one test, plus a thread that makes its first
+    validated call (its check state is set up then) while the loader's workers run: batches must keep
+    matching the CPU loader's, and the validation error must stay a ValueError."""
+    import threading
+
+    st, _ = multirate
+    ts = torch.cumsum(torch.rand(3, 40, dtype=torch.float64, device="cuda") * 0.01 + 1e-3, 1)
+    bad = ts.clone()
+    bad[1, 7] = bad[1, 6] - 1
+    x = torch.randn(3, 40, 5, device="cuda")
+    tgt = torch.linspace(0.05, 0.3, 11, dtype=torch.float64, device="cuda")
+    with pytest.raises(ValueError, match=r"src_t must be non-decreasing: src_t\[1, 7\]"):
+        robocache.fuse_multimodal({"a": (x, bad), "b": (x[..., :2], ts.float())}, tgt)
+    kw = dict(batch_size=5, window=0.5, target_hz=19, streams=STREAMS, methods={"quat": "slerp"}, seed=4)
+    cpu = list(Loader(st, **kw))
+    errors = []
+
+    def side():  # a new thread: its first validated call sets up its check state while the loader runs
+        try:
+            for _ in range(5):
+                robocache.fuse_multimodal({"a": (x, ts)}, tgt)
+            with pytest.raises(ValueError, match="non-decreasing"):
+                robocache.fuse_multimodal({"a": (x, bad)}, tgt)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    t = threading.Thread(target=side)
+    L = Loader(st, **dict(kw, device="cuda", num_threads=3, prefetch=1))
+    got = []
+    for i, b in enumerate(L):
+        if i == 1:
+            t.start()
+        got.append({n: b[n].cpu() for n in STREAMS})
+    t.join(timeout=120)
+    assert not t.is_alive() and not errors, errors
+    assert len(got) == len(cpu)
+    for a, b in zip(cpu, got):
+        for n in STREAMS:
+            torch.testing.assert_close(b[n], a[n], rtol=1e-5, atol=1e-5)
+
+
+@requires_cuda
 def test_cuda_buffer_reuse_waits_for_the_consumer_stream(multirate):
     """The hazard: a batch's buffer is dropped while the consumer stream still reads it. The pipeline (one
     worker, one batch ahead, so it reuses buffers at once) must not overwrite it before that work is done."""
