@@ -133,15 +133,18 @@ Status BufferPool::acquire(Stream producer, OutputBuffer** out) {
 }
 
 void BufferPool::release(OutputBuffer* b, Stream last_user) {
+  bool retire = false;
 #ifdef ROBOCACHE_WITH_CUDA
   if (device_.is_cuda()) {
     core::CudaDeviceGuard guard(device_.index);
     b->released_recorded =
         cudaEventRecord(static_cast<cudaEvent_t>(b->released), static_cast<cudaStream_t>(last_user)) == cudaSuccess;
     if (!b->released_recorded) {
-      // the stream is gone or broken: wait for the whole device instead, so reuse stays safe
+      // The stream is gone or broken, so nothing says when its work on this buffer ends. Waiting for the
+      // whole device here would stall (under the pipeline's lock, a worker, or the GIL) every thread that
+      // needs this one; the buffer is retired instead and close() frees it.
       cudaGetLastError();
-      cudaDeviceSynchronize();
+      retire = true;
     }
   }
 #else
@@ -150,7 +153,9 @@ void BufferPool::release(OutputBuffer* b, Stream last_user) {
   bool destroy_now = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (closed_) {
+    if (retire) {
+      retired_.push_back(b);
+    } else if (closed_) {
       destroy_now = true;
       --count_;
     } else {
@@ -158,6 +163,7 @@ void BufferPool::release(OutputBuffer* b, Stream last_user) {
     }
   }
   if (destroy_now) destroy(b);
+  if (retire && closed_now()) close();
 }
 
 void BufferPool::trim(size_t keep) {
@@ -174,14 +180,29 @@ void BufferPool::trim(size_t keep) {
 }
 
 void BufferPool::close() {
-  std::vector<OutputBuffer*> all;
+  std::vector<OutputBuffer*> all, retired;
   {
     std::lock_guard<std::mutex> lock(mu_);
     closed_ = true;
     all.swap(free_);
-    count_ -= static_cast<int64_t>(all.size());
+    retired.swap(retired_);
+    count_ -= static_cast<int64_t>(all.size() + retired.size());
   }
   for (OutputBuffer* b : all) destroy(b);
+  if (retired.empty()) return;
+#ifdef ROBOCACHE_WITH_CUDA
+  if (device_.is_cuda()) {
+    core::CudaDeviceGuard guard(device_.index);
+    cudaDeviceSynchronize();  // justified above: no event covers a retired buffer's last reader
+    cudaGetLastError();
+  }
+#endif
+  for (OutputBuffer* b : retired) destroy(b);
+}
+
+bool BufferPool::closed_now() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return closed_;
 }
 
 int64_t BufferPool::count() const {

@@ -36,6 +36,13 @@ struct OutputBuffer {
 // `released` event) or allocates; release() records `released` on the stream that used the buffer last
 // and puts it back. Shared by the pipeline and by every batch handed out, so a batch may outlive the
 // pipeline: after close(), a released buffer is freed (once its event completed).
+//
+// Blocking: acquire() and release() never wait for the GPU (no event, stream or device synchronisation),
+// so the pipeline may call them from worker threads and under its own lock. Only trim(), close() and a
+// release() after close() wait (for the buffers' own events, then cudaFree); the pipeline calls those
+// from the consumer's thread with no lock of its own held. A buffer whose `released` event could not be
+// recorded (the consumer's stream broken or gone) is never reused: it is retired, and freed by close()
+// after a device synchronisation, the one place where nothing narrower tells when its readers are done.
 class BufferPool {
  public:
   BufferPool(Device device, size_t bytes) : device_(device), bytes_(bytes) {}
@@ -49,10 +56,12 @@ class BufferPool {
 
  private:
   void destroy(OutputBuffer* b);
+  bool closed_now() const;
   const Device device_;
   const size_t bytes_;
   mutable std::mutex mu_;
   std::vector<OutputBuffer*> free_;
+  std::vector<OutputBuffer*> retired_;  // `released` not recorded: freed by close() after a device sync
   int64_t count_ = 0;
   bool closed_ = false;
 };

@@ -82,6 +82,10 @@ struct Worker {
   Staging ring[2];
   int next = 0;
   HostBlock cpu_inputs;                    // CPU device: gathered resampling inputs
+  // Staging outgrown by a larger batch: kept until the pipeline ends, because cudaFreeHost / cudaFree wait
+  // for the whole device, which a worker must not do (it would stall on the consumer's training step).
+  std::vector<HostBlock> old_host;
+  std::vector<std::pair<void*, size_t>> old_scratch;
   // per batch
   std::vector<int64_t> lo, len;  // [plans * rows]
   std::vector<double> rel;       // one row's source times relative to its window start
@@ -134,8 +138,9 @@ struct LoaderPipeline::Impl {
   Status spawn_workers();
   void worker_main(loader::Worker* w);
   Status build(loader::Worker* w, int64_t batch, uint64_t run, loader::Ready* out);
-  void drop_ready_locked();
-  void cancel_locked(std::unique_lock<std::mutex>& lock);
+  std::vector<loader::Ready> take_ready_locked();
+  std::vector<loader::Ready> cancel_locked(std::unique_lock<std::mutex>& lock);
+  void release_all(std::vector<loader::Ready>& dropped);
 };
 
 namespace {
@@ -429,7 +434,10 @@ LoaderPipeline::Impl::~Impl() {
   for (auto& w : workers) {
     if (w->thread.joinable()) w->thread.join();
   }
-  drop_ready_locked();  // no other thread is left
+  std::vector<loader::Ready> dropped = take_ready_locked();  // no other thread is left
+  release_all(dropped);
+  // Each worker's own stream is waited for before its staging is freed (the frees then find nothing of
+  // the loader's left running).
   for (auto& w : workers) {
 #ifdef ROBOCACHE_WITH_CUDA
     if (cuda) {
@@ -440,6 +448,8 @@ LoaderPipeline::Impl::~Impl() {
         device_free(opt.device.index, st.scratch, st.scratch_bytes);
         cudaEventDestroy(static_cast<cudaEvent_t>(st.done));
       }
+      for (HostBlock& h : w->old_host) host_free(&h);
+      for (auto& [p, bytes] : w->old_scratch) device_free(opt.device.index, p, bytes);
       cudaStreamDestroy(static_cast<cudaStream_t>(w->stream));
     }
 #endif
@@ -448,19 +458,32 @@ LoaderPipeline::Impl::~Impl() {
   if (pool) pool->close();
 }
 
-void LoaderPipeline::Impl::drop_ready_locked() {
-  for (auto& [i, r] : ready) {
-    if (r.buf != nullptr) pool->release(r.buf, r.stream);
-  }
+// The built batches nobody will take, for release_all() once `mu` is unlocked: no CUDA call is made
+// under `mu` that could wait, and none is made under it at all on these paths.
+std::vector<loader::Ready> LoaderPipeline::Impl::take_ready_locked() {
+  std::vector<loader::Ready> out;
+  out.reserve(ready.size());
+  for (auto& [i, r] : ready) out.push_back(r);
   ready.clear();
+  return out;
 }
 
-void LoaderPipeline::Impl::cancel_locked(std::unique_lock<std::mutex>& lock) {
+void LoaderPipeline::Impl::release_all(std::vector<loader::Ready>& dropped) {
+  for (loader::Ready& r : dropped) {
+    if (r.buf != nullptr) pool->release(r.buf, r.stream);
+    r.buf = nullptr;
+  }
+  dropped.clear();
+}
+
+std::vector<loader::Ready> LoaderPipeline::Impl::cancel_locked(std::unique_lock<std::mutex>& lock) {
   active = false;
   live = 0;
-  drop_ready_locked();
+  std::vector<loader::Ready> dropped = take_ready_locked();
   ready_cv.notify_all();  // a consumer waiting for this run returns (with an error)
+  // predicate-guarded: a worker decrements `building` and notifies under `mu`, so no wakeup is lost
   idle_cv.wait(lock, [&] { return building == 0; });
+  return dropped;
 }
 
 void LoaderPipeline::Impl::worker_main(Worker* w) {
@@ -486,15 +509,21 @@ void LoaderPipeline::Impl::worker_main(Worker* w) {
       r.status = runtime_error("building batch ", i, ": ", e.what());
     }
     r.stream = w->stream;
+    bool keep = false;
+    {
+      // decided under `mu`, but a stale batch's buffer is released after it: release() records an event
+      // (a driver call), and no thread waiting for `mu` should wait for the driver too
+      std::lock_guard<std::mutex> guard(mu);
+      keep = run == run_id && active;
+      if (keep) {
+        ready[i] = r;
+        ready_cv.notify_all();
+      }
+    }
+    if (!keep && r.buf != nullptr) pool->release(r.buf, r.stream);
     lock.lock();
     --building;
     ++built;
-    if (run == run_id && active) {
-      ready[i] = r;
-      ready_cv.notify_all();
-    } else if (r.buf != nullptr) {
-      pool->release(r.buf, r.stream);
-    }
     if (building == 0) idle_cv.notify_all();
   }
 }
@@ -607,17 +636,22 @@ Status LoaderPipeline::Impl::build(Worker* w, int64_t batch, uint64_t run, Ready
       st->pending = false;
     }
     const size_t host_need = L.direct + upload;
+    // The slot is idle (its `done` event completed), but freeing its blocks here would wait for the whole
+    // device (cudaFreeHost / cudaFree do): outgrown blocks are kept until the pipeline ends. The first
+    // allocation is at the plans' bounds, so a batch outgrows it only when a bound was a hint too small.
     if (st->host.bytes < host_need) {
       const size_t grow = st->host.bytes == 0 ? std::max(host_need, bound_host) : host_need + host_need / 4;
-      host_free(&st->host);
-      ROBOCACHE_RETURN_IF_ERROR(host_alloc(grow, true, &st->host));
+      HostBlock fresh;
+      ROBOCACHE_RETURN_IF_ERROR(host_alloc(grow, true, &fresh));
+      if (st->host.data != nullptr) w->old_host.push_back(st->host);
+      st->host = fresh;
     }
     if (st->scratch_bytes < scratch_need) {
       const size_t grow = st->scratch_bytes == 0 ? std::max(scratch_need, bound_scratch) : scratch_need + scratch_need / 4;
-      device_free(opt.device.index, st->scratch, st->scratch_bytes);
-      st->scratch = nullptr;
-      st->scratch_bytes = 0;
-      ROBOCACHE_RETURN_IF_ERROR(device_alloc(opt.device.index, grow, &st->scratch));
+      void* fresh = nullptr;
+      ROBOCACHE_RETURN_IF_ERROR(device_alloc(opt.device.index, grow, &fresh));
+      if (st->scratch != nullptr) w->old_scratch.emplace_back(st->scratch, st->scratch_bytes);
+      st->scratch = fresh;
       st->scratch_bytes = grow;
     }
     host_direct = static_cast<uint8_t*>(st->host.data);
@@ -715,97 +749,120 @@ Status LoaderPipeline::Impl::build(Worker* w, int64_t batch, uint64_t run, Ready
   if (live.load() != run) return cancelled();
 
   // 5. The ops: resampling of every float stream in one fuse_multimodal call, then voxelization.
-  uint8_t* dev_in = cuda ? static_cast<uint8_t*>(st->scratch) : host_in;
+  // Once the first copy is queued, the slot's `done` event is recorded whatever happens next (an op may
+  // fail after queuing work that reads the slot), so the slot is never refilled under a pending copy.
+  bool queued = false;
 #ifdef ROBOCACHE_WITH_CUDA
   auto* cs = static_cast<cudaStream_t>(stream);
+#endif
+  const Status ops = [&]() -> Status {
+    uint8_t* dev_in = cuda ? static_cast<uint8_t*>(st->scratch) : host_in;
+#ifdef ROBOCACHE_WITH_CUDA
+    if (cuda) {
+      core::CudaDeviceGuard guard(opt.device.index);
+      ROBOCACHE_CUDA_CHECK(guard.error());
+      queued = true;
+      ROBOCACHE_CUDA_CHECK(cudaMemcpyAsync(outp, host_direct, L.direct, cudaMemcpyHostToDevice, cs));
+      ROBOCACHE_CUDA_CHECK(cudaMemcpyAsync(dev_in, host_in, upload, cudaMemcpyHostToDevice, cs));
+    }
+#endif
+    const Device dev = cuda ? opt.device : Device{};
+    std::vector<AlignStream> align;
+    std::vector<TensorView> lengths_views;
+    lengths_views.reserve(P);
+    for (size_t p = 0; p < P; ++p) {
+      const Plan& pl = plans[p];
+      if (pl.kind != PlanKind::Resample) continue;
+      const Inputs& v = in[p];
+      const int64_t D = pl.s->width;
+      AlignStream a;
+      a.name = pl.s->name.c_str();
+      a.data = make_view(dev_in + v.data, pl.dtype, dev, {rows, v.S, D});
+      a.t = make_view(dev_in + v.times, DType::Float64, dev, {rows, v.S});
+      lengths_views.push_back(make_view(dev_in + v.lengths, DType::Int64, dev, {rows}));
+      a.lengths = &lengths_views.back();
+      a.out = make_view(outp + L.value[p], pl.dtype, dev, {rows, T, D});
+      a.method = pl.spec.method;
+      a.quat_channel = pl.spec.quat_channel;
+      align.push_back(a);
+    }
+    if (!align.empty()) {
+      const TensorView tv = make_view(dev_in + tgt_off, DType::Float64, dev, {T});
+      // timestamps were checked when the loader was made, and these relative ones keep their order
+      ROBOCACHE_RETURN_IF_ERROR(fuse_multimodal(align.data(), static_cast<int>(align.size()), tv, Boundary::Clamp,
+                                                /*validate=*/false, cuda ? Backend::CUDA : Backend::CPU, stream));
+    }
+    for (size_t p = 0; p < P; ++p) {
+      const Plan& pl = plans[p];
+      if (pl.kind != PlanKind::Voxel) continue;
+      const StoreStream& s = *pl.s;
+      const Inputs& v = in[p];
+      const int64_t W = s.width, C = pl.features;
+      const VoxelMode mode = pl.spec.voxel_mode;
+      const DType grid_dtype = mode == VoxelMode::Occupancy ? DType::Bool : mode == VoxelMode::Count ? DType::Int32 : pl.dtype;
+      const int64_t X = pl.spec.grid.grid_size[0], Y = pl.spec.grid.grid_size[1], Z = pl.spec.grid.grid_size[2];
+      const int64_t U = static_cast<int64_t>(v.uniq.size());
+      if (!cuda) {
+        const std::vector<int64_t>& idx = rows_of[p];
+        uint8_t* dst = outp + L.value[p];
+        std::vector<int64_t> first_at(U, -1);
+        for (size_t t = 0; t < idx.size(); ++t) {
+          const int64_t u = v.which[t];
+          uint8_t* to = dst + t * pl.item_bytes;
+          if (first_at[u] >= 0) {
+            std::memcpy(to, dst + static_cast<size_t>(first_at[u]) * pl.item_bytes, pl.item_bytes);
+            continue;
+          }
+          first_at[u] = static_cast<int64_t>(t);
+          const int64_t r = idx[t], a = s.items[r], np = s.items[r + 1] - a;
+          if (np == 0) {
+            std::memset(to, 0, pl.item_bytes);
+            continue;
+          }
+          auto* pts = const_cast<uint8_t*>(s.data) + static_cast<size_t>(a * W) * s.type.bytes;
+          const TensorView points = make_view(pts, pl.dtype, {}, {np, 3}, {W, 1});
+          const TensorView feats = make_view(pts + 3 * s.type.bytes, pl.dtype, {}, {np, std::max<int64_t>(C, 1)}, {W, 1});
+          const TensorView o = C > 0 ? make_view(to, grid_dtype, {}, {X, Y, Z, C}) : make_view(to, grid_dtype, {}, {X, Y, Z});
+          ROBOCACHE_RETURN_IF_ERROR(
+              voxelize_dense(points, C > 0 ? &feats : nullptr, nullptr, pl.spec.grid, mode, o, nullptr, nullptr, nullptr));
+        }
+        continue;
+      }
+#ifdef ROBOCACHE_WITH_CUDA
+      const int64_t N = std::max<int64_t>(v.N, 1);
+      uint8_t* clouds = dev_in + v.clouds;
+      const TensorView points = make_view(clouds, pl.dtype, dev, {U, N, 3}, {N * W, W, 1});
+      const TensorView feats = make_view(clouds + 3 * s.type.bytes, pl.dtype, dev, {U, N, std::max<int64_t>(C, 1)}, {N * W, W, 1});
+      const TensorView lens = make_view(dev_in + v.clens, DType::Int64, dev, {U});
+      uint8_t* grids = dev_in + v.grids;
+      const TensorView o = C > 0 ? make_view(grids, grid_dtype, dev, {U, X, Y, Z, C}) : make_view(grids, grid_dtype, dev, {U, X, Y, Z});
+      ROBOCACHE_RETURN_IF_ERROR(
+          voxelize_dense(points, C > 0 ? &feats : nullptr, &lens, pl.spec.grid, mode, o, nullptr, nullptr, stream));
+      ROBOCACHE_RETURN_IF_ERROR(gather_rows_cuda(grids, reinterpret_cast<const int32_t*>(dev_in + v.index),
+                                                 rows * T, pl.item_bytes, outp + L.value[p], stream));
+#endif
+    }
+    return Status::ok();
+  }();
+#ifdef ROBOCACHE_WITH_CUDA
+  if (cuda && queued) {
+    core::CudaDeviceGuard guard(opt.device.index);
+    const cudaError_t err = cudaEventRecord(static_cast<cudaEvent_t>(st->done), cs);
+    st->pending = err == cudaSuccess;
+    if (!st->pending) {
+      cudaGetLastError();
+      // no event: wait for this worker's own stream (not the device) before the slot is used again
+      ROBOCACHE_CUDA_CHECK(cudaStreamSynchronize(cs));
+    }
+    ROBOCACHE_CUDA_CHECK(err);
+  }
+#endif
+  (void)queued;
+  ROBOCACHE_RETURN_IF_ERROR(ops);
+#ifdef ROBOCACHE_WITH_CUDA
   if (cuda) {
     core::CudaDeviceGuard guard(opt.device.index);
-    ROBOCACHE_CUDA_CHECK(guard.error());
-    ROBOCACHE_CUDA_CHECK(cudaMemcpyAsync(outp, host_direct, L.direct, cudaMemcpyHostToDevice, cs));
-    ROBOCACHE_CUDA_CHECK(cudaMemcpyAsync(dev_in, host_in, upload, cudaMemcpyHostToDevice, cs));
-  }
-#endif
-  const Device dev = cuda ? opt.device : Device{};
-  std::vector<AlignStream> align;
-  std::vector<TensorView> lengths_views;
-  lengths_views.reserve(P);
-  for (size_t p = 0; p < P; ++p) {
-    const Plan& pl = plans[p];
-    if (pl.kind != PlanKind::Resample) continue;
-    const Inputs& v = in[p];
-    const int64_t D = pl.s->width;
-    AlignStream a;
-    a.name = pl.s->name.c_str();
-    a.data = make_view(dev_in + v.data, pl.dtype, dev, {rows, v.S, D});
-    a.t = make_view(dev_in + v.times, DType::Float64, dev, {rows, v.S});
-    lengths_views.push_back(make_view(dev_in + v.lengths, DType::Int64, dev, {rows}));
-    a.lengths = &lengths_views.back();
-    a.out = make_view(outp + L.value[p], pl.dtype, dev, {rows, T, D});
-    a.method = pl.spec.method;
-    a.quat_channel = pl.spec.quat_channel;
-    align.push_back(a);
-  }
-  if (!align.empty()) {
-    const TensorView tv = make_view(dev_in + tgt_off, DType::Float64, dev, {T});
-    // timestamps were checked when the loader was made, and these relative ones keep their order
-    ROBOCACHE_RETURN_IF_ERROR(fuse_multimodal(align.data(), static_cast<int>(align.size()), tv, Boundary::Clamp,
-                                              /*validate=*/false, cuda ? Backend::CUDA : Backend::CPU, stream));
-  }
-  for (size_t p = 0; p < P; ++p) {
-    const Plan& pl = plans[p];
-    if (pl.kind != PlanKind::Voxel) continue;
-    const StoreStream& s = *pl.s;
-    const Inputs& v = in[p];
-    const int64_t W = s.width, C = pl.features;
-    const VoxelMode mode = pl.spec.voxel_mode;
-    const DType grid_dtype = mode == VoxelMode::Occupancy ? DType::Bool : mode == VoxelMode::Count ? DType::Int32 : pl.dtype;
-    const int64_t X = pl.spec.grid.grid_size[0], Y = pl.spec.grid.grid_size[1], Z = pl.spec.grid.grid_size[2];
-    const int64_t U = static_cast<int64_t>(v.uniq.size());
-    if (!cuda) {
-      const std::vector<int64_t>& idx = rows_of[p];
-      uint8_t* dst = outp + L.value[p];
-      std::vector<int64_t> first_at(U, -1);
-      for (size_t t = 0; t < idx.size(); ++t) {
-        const int64_t u = v.which[t];
-        uint8_t* to = dst + t * pl.item_bytes;
-        if (first_at[u] >= 0) {
-          std::memcpy(to, dst + static_cast<size_t>(first_at[u]) * pl.item_bytes, pl.item_bytes);
-          continue;
-        }
-        first_at[u] = static_cast<int64_t>(t);
-        const int64_t r = idx[t], a = s.items[r], np = s.items[r + 1] - a;
-        if (np == 0) {
-          std::memset(to, 0, pl.item_bytes);
-          continue;
-        }
-        auto* pts = const_cast<uint8_t*>(s.data) + static_cast<size_t>(a * W) * s.type.bytes;
-        const TensorView points = make_view(pts, pl.dtype, {}, {np, 3}, {W, 1});
-        const TensorView feats = make_view(pts + 3 * s.type.bytes, pl.dtype, {}, {np, std::max<int64_t>(C, 1)}, {W, 1});
-        const TensorView o = C > 0 ? make_view(to, grid_dtype, {}, {X, Y, Z, C}) : make_view(to, grid_dtype, {}, {X, Y, Z});
-        ROBOCACHE_RETURN_IF_ERROR(
-            voxelize_dense(points, C > 0 ? &feats : nullptr, nullptr, pl.spec.grid, mode, o, nullptr, nullptr, nullptr));
-      }
-      continue;
-    }
-#ifdef ROBOCACHE_WITH_CUDA
-    const int64_t N = std::max<int64_t>(v.N, 1);
-    uint8_t* clouds = dev_in + v.clouds;
-    const TensorView points = make_view(clouds, pl.dtype, dev, {U, N, 3}, {N * W, W, 1});
-    const TensorView feats = make_view(clouds + 3 * s.type.bytes, pl.dtype, dev, {U, N, std::max<int64_t>(C, 1)}, {N * W, W, 1});
-    const TensorView lens = make_view(dev_in + v.clens, DType::Int64, dev, {U});
-    uint8_t* grids = dev_in + v.grids;
-    const TensorView o = C > 0 ? make_view(grids, grid_dtype, dev, {U, X, Y, Z, C}) : make_view(grids, grid_dtype, dev, {U, X, Y, Z});
-    ROBOCACHE_RETURN_IF_ERROR(
-        voxelize_dense(points, C > 0 ? &feats : nullptr, &lens, pl.spec.grid, mode, o, nullptr, nullptr, stream));
-    ROBOCACHE_RETURN_IF_ERROR(gather_rows_cuda(grids, reinterpret_cast<const int32_t*>(dev_in + v.index),
-                                               rows * T, pl.item_bytes, outp + L.value[p], stream));
-#endif
-  }
-#ifdef ROBOCACHE_WITH_CUDA
-  if (cuda) {
     ROBOCACHE_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(buf->ready), cs));
-    ROBOCACHE_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(st->done), cs));
-    st->pending = true;
   }
 #endif
   return Status::ok();
@@ -828,8 +885,15 @@ Status LoaderPipeline::start(const int64_t* episodes, const double* starts, int6
   }
   std::unique_lock<std::mutex> lock(m.mu);
   if (m.stop) return runtime_error("the loader pipeline is shut down");
-  m.cancel_locked(lock);
-  if (m.workers.empty()) ROBOCACHE_RETURN_IF_ERROR(m.spawn_workers());
+  std::vector<loader::Ready> dropped = m.cancel_locked(lock);
+  if (m.workers.empty()) {
+    const Status spawned = m.spawn_workers();  // creates streams and events: no wait for the GPU
+    if (!spawned.is_ok()) {
+      lock.unlock();
+      m.release_all(dropped);
+      return spawned;
+    }
+  }
   m.episodes.assign(episodes, episodes + n);
   m.starts.assign(starts, starts + n);
   m.n = n;
@@ -838,10 +902,13 @@ Status LoaderPipeline::start(const int64_t* episodes, const double* starts, int6
   *run = ++m.run_id;
   m.active = true;
   m.live = m.run_id;
-  // buffers held back beyond what a run keeps in flight are returned (the consumer may have kept many)
-  m.pool->trim(static_cast<size_t>(m.capacity) + 1);
   lock.unlock();
   m.work_cv.notify_all();
+  m.release_all(dropped);
+  // Buffers held back beyond what a run keeps in flight are returned (the consumer may have kept many).
+  // This waits for their events and frees them (cudaFree waits for the device), so it runs here, on the
+  // consumer's thread with no lock held, never in a worker and never under `mu`.
+  m.pool->trim(static_cast<size_t>(m.capacity) + 1);
   return Status::ok();
 }
 
@@ -860,8 +927,10 @@ Status LoaderPipeline::next(uint64_t run, Stream consumer, LoaderBatch* out) {
   const int64_t index = m.next_consume++;
   --m.in_flight;
   if (!r.status.is_ok()) {
+    std::vector<loader::Ready> dropped = m.cancel_locked(lock);  // the error ends the run
+    lock.unlock();
     if (r.buf != nullptr) m.pool->release(r.buf, r.stream);
-    m.cancel_locked(lock);  // the error ends the run
+    m.release_all(dropped);
     return r.status;
   }
   lock.unlock();
@@ -915,7 +984,9 @@ void LoaderPipeline::cancel(uint64_t run) {
   Impl& m = *impl_;
   std::unique_lock<std::mutex> lock(m.mu);
   if (run != m.run_id || !m.active) return;
-  m.cancel_locked(lock);
+  std::vector<loader::Ready> dropped = m.cancel_locked(lock);
+  lock.unlock();
+  m.release_all(dropped);
 }
 
 int64_t LoaderPipeline::num_batches(uint64_t run) const {

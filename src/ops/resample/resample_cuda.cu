@@ -359,21 +359,28 @@ struct CheckScratch {
   FaultState* state = nullptr;  // [kMaxStreams]
   FaultKeys* host = nullptr;    // [kMaxStreams], cudaHostAllocMapped: the kernel writes it directly
   cudaEvent_t done = nullptr;
+  bool ready = false;  // the state was initialised (and that finished)
 };
 
-Status get_scratch(int device, CheckScratch** out) {
+// The first check of a thread initialises its state on the caller's stream and waits for that stream
+// only: a device-wide synchronisation here would also wait for every other thread's work (a loader's
+// workers, another training thread) and for the legacy stream. Later checks of the thread may use other
+// streams; they start after this one's wait, so the state is initialised by then.
+Status get_scratch(int device, cudaStream_t stream, CheckScratch** out) {
   static thread_local CheckScratch scratch[64];
   if (device < 0 || device >= 64) return invalid_argument("CUDA device index ", device, " is out of range");
   CheckScratch& s = scratch[device];
-  if (s.state == nullptr) {
-    ROBOCACHE_CUDA_CHECK(cudaMalloc(&s.state, kMaxStreams * sizeof(FaultState)));
+  if (!s.ready) {  // each step is kept, so a call after a failure here resumes without leaking
+    if (s.state == nullptr) ROBOCACHE_CUDA_CHECK(cudaMalloc(&s.state, kMaxStreams * sizeof(FaultState)));
+    if (s.host == nullptr) ROBOCACHE_CUDA_CHECK(cudaHostAlloc(&s.host, kMaxStreams * sizeof(FaultKeys), cudaHostAllocMapped));
+    if (s.done == nullptr) ROBOCACHE_CUDA_CHECK(cudaEventCreateWithFlags(&s.done, cudaEventDisableTiming));
     for (int k = 0; k < kMaxStreams; ++k) {
-      ROBOCACHE_CUDA_CHECK(cudaMemset(&s.state[k].keys, 0xff, sizeof(FaultKeys)));
-      ROBOCACHE_CUDA_CHECK(cudaMemset(&s.state[k].blocks_done, 0, sizeof(unsigned int)));
+      ROBOCACHE_CUDA_CHECK(cudaMemsetAsync(&s.state[k].keys, 0xff, sizeof(FaultKeys), stream));
+      ROBOCACHE_CUDA_CHECK(cudaMemsetAsync(&s.state[k].blocks_done, 0, sizeof(unsigned int), stream));
     }
-    ROBOCACHE_CUDA_CHECK(cudaHostAlloc(&s.host, kMaxStreams * sizeof(FaultKeys), cudaHostAllocMapped));
-    ROBOCACHE_CUDA_CHECK(cudaEventCreateWithFlags(&s.done, cudaEventDisableTiming));
-    ROBOCACHE_CUDA_CHECK(cudaDeviceSynchronize());  // the memsets above ran on the legacy stream
+    ROBOCACHE_CUDA_CHECK(cudaEventRecord(s.done, stream));
+    ROBOCACHE_CUDA_CHECK(cudaEventSynchronize(s.done));
+    s.ready = true;
   }
   *out = &s;
   return Status::ok();
@@ -552,7 +559,7 @@ Status resample_cuda(const ResampleArgs* args, int n, const char* const* names, 
                             "CUDA graph capture cannot do; pass validate=False inside capture");
   }
   CheckScratch* s = nullptr;
-  ROBOCACHE_RETURN_IF_ERROR(get_scratch(device, &s));
+  ROBOCACHE_RETURN_IF_ERROR(get_scratch(device, stream, &s));
   for (int k0 = 0; k0 < n; k0 += kMaxStreams) {
     const int m = std::min(n - k0, kMaxStreams);
     // One check launch per group of streams that share time dtypes (usually all of them); stream j of
