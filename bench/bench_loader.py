@@ -12,7 +12,7 @@ and copies to the GPU. --cold calls posix_fadvise(POSIX_FADV_DONTNEED) on every 
 epoch (after an fsync; the Loader's own memory maps are dropped first, since mapped pages stay cached, and
 the DataLoader's workers are not persistent then), so each epoch reads from the disk, not the page cache.
 
---train: a small MLP policy trained on the loader's batches (and on the DataLoader's, for comparison):
+--train: a small MLP policy (camera frames average-pooled to 8 x 8 first) trained on the loader's batches (and on the DataLoader's, for comparison):
 step time on a resident batch, samples/s, and the fraction of wall time the GPU (model) was busy. The
 target on the H100 is GPU busy >= 90% for a step >= 5 ms (pick --hidden / --layers so the step is >= 5 ms).
 
@@ -168,23 +168,34 @@ def bench(name, path, streams, methods, args, voxelize=None, decode_once=False):
     return ds
 
 
-def bench_training(path, streams, args, ds):
+def bench_training(path, streams, args, ds, methods=None):
     """A small MLP policy trained on the loader's batches, then on the DataLoader's (same windows, same
     worker count). The model's busy fraction is estimated as steps x (time of one step on a batch already
     on the device) / wall time of the loop fed by the loader."""
     import torch.nn as nn
 
-    loader = robocache.Loader(path, batch_size=args.batch_size, window=args.window, target_hz=args.hz,
-                              streams=streams, seed=0, num_threads=args.workers, device=args.device)
-    first = next(iter(robocache.Loader(path, batch_size=args.batch_size, window=args.window, target_hz=args.hz,
-                                       streams=streams, seed=1, num_threads=1, device=args.device)))
-    width = sum(first[n][0].numel() for n in streams)
+    kw = dict(batch_size=args.batch_size, window=args.window, target_hz=args.hz, streams=streams, methods=methods,
+              device=args.device)
+    loader = robocache.Loader(path, seed=0, num_threads=args.workers, **kw)
+    first = next(iter(robocache.Loader(path, seed=1, num_threads=1, **kw)))
+    def features(batch):
+        # image streams ([B, T, H, W, C] uint8) pooled to 8 x 8 per frame; the rest flattened
+        xs = []
+        for n in streams:
+            v = batch[n]
+            if v.dim() >= 4:
+                b, t, h, w, c = v.shape
+                v = nn.functional.adaptive_avg_pool2d(v.reshape(b * t, h, w, c).permute(0, 3, 1, 2).float(), 8)
+            xs.append(v.reshape(len(batch[n]), -1).float())
+        return torch.cat(xs, 1)
+
+    width = features(first).shape[1]
     model = nn.Sequential(nn.Linear(width, args.hidden), nn.GELU(), *[m for _ in range(args.layers) for m in
                           (nn.Linear(args.hidden, args.hidden), nn.GELU())], nn.Linear(args.hidden, width)).to(args.device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
     def step(batch):
-        x = torch.cat([batch[n].reshape(len(batch[n]), -1).float() for n in streams], 1)
+        x = features(batch)
         loss = nn.functional.mse_loss(model(x), x)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -258,9 +269,14 @@ def main():
             # RLDS records no timestamps: steps at BridgeData's 5 Hz control rate
             st = store.convert(bridge, os.path.join(tmp, "bridge"), progress=False, rate_hz=5.0)
             low = ["steps/observation/state", "steps/action"]
-            bench("Bridge RLDS (state+action 5 Hz, linear)", st.path, low, {}, args)
-            bench("Bridge RLDS + 5 Hz JPEG camera image_0 64x64 (decoded)", st.path, low + ["steps/observation/image_0"],
-                  {"steps/observation/image_0": "hold"}, args, decode_once=True)
+            ds = bench("Bridge RLDS (state+action 5 Hz, linear)", st.path, low, {}, args)
+            if args.train:
+                bench_training(st.path, low, args, ds)
+            cam = low + ["steps/observation/image_0"]
+            ds = bench("Bridge RLDS + 5 Hz JPEG camera image_0 64x64 (decoded)", st.path, cam,
+                       {"steps/observation/image_0": "hold"}, args, decode_once=True)
+            if args.train:
+                bench_training(st.path, cam, args, ds, methods={"steps/observation/image_0": "hold"})
         else:
             print(f"skipping Bridge RLDS: {bridge} not present")
         demo = store.demo_dataset(os.path.join(tmp, "demo"), episodes=16)
