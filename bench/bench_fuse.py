@@ -2,6 +2,8 @@
 stream plus torch.cat, and against the floor (bytes that must move / measured device copy bandwidth).
 
     python bench/bench_fuse.py [--json PATH]
+    python bench/bench_fuse.py --sweep-tiles 4,8,16,32   (GPU time only, one process per
+        ROBOCACHE_RESAMPLE_TILE_WORK value: the tile size the kernels aim at; also three resample sizes)
 
 Floor bytes: the output, the target times, and per stream the source rows a linear interpolation must
 read (min(S, 2T) rows of D channels per episode) with their times.
@@ -40,11 +42,43 @@ def floor_bytes(spec):
     return B * (rows + T * 8 + T * sum(D for _, _, D in spec) * 4)
 
 
+def gpu_only(torch):
+    """GPU time (CUDA graph) of the alignment problems and three resampling sizes, against the floor."""
+    from bench_resample import floor_bytes as resample_floor, make_problem
+
+    bw = copy_bandwidth(torch)
+    row = [f"tile work {os.environ.get('ROBOCACHE_RESAMPLE_TILE_WORK', 'default')}:"]
+    for label, spec in (("3 streams", THREE), ("8 streams", EIGHT)):
+        streams, tgt = make(torch, spec)
+        t = graph_time(lambda: rc.fuse_multimodal(streams, tgt, validate=False), torch)
+        row.append(f"{label} {t * 1e6:6.1f} us {t * bw / floor_bytes(spec):4.2f}x")
+        del streams
+    for B, S, T, D, dt in ((256, 500, 250, 32, torch.float32), (1024, 2048, 1024, 64, torch.float32),
+                           (1024, 2048, 1024, 64, torch.bfloat16)):
+        d, st, tt = make_problem(torch, B, S, T, D, dt, "cuda")
+        out = torch.empty(B, T, D, dtype=dt, device="cuda")
+        t = graph_time(lambda: rc.resample_trajectories(d, st, tt, out=out, validate=False), torch)
+        row.append(f"B{B} S{S} {str(dt)[6:]} {t * 1e6:6.1f} us {t * bw / resample_floor(B, S, T, D, d.element_size()):4.2f}x")
+        del d, st, tt, out
+    print(" | ".join(row), flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json")
+    ap.add_argument("--sweep-tiles", help="comma-separated ROBOCACHE_RESAMPLE_TILE_WORK values")
+    ap.add_argument("--gpu-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     import torch
+
+    if args.sweep_tiles:
+        import subprocess
+        for v in args.sweep_tiles.split(","):
+            subprocess.run([sys.executable, __file__, "--gpu-only"], check=True,
+                           env=dict(os.environ, ROBOCACHE_RESAMPLE_TILE_WORK=v))
+        return
+    if args.gpu_only:
+        return gpu_only(torch)
 
     if not torch.cuda.is_available():
         sys.exit("bench_fuse: no CUDA GPU visible")

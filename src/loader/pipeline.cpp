@@ -133,6 +133,8 @@ struct LoaderPipeline::Impl {
   std::atomic<int64_t> built{0};
 
   ~Impl();
+  bool host_written(PlanKind kind) const;
+  Status decode_frame(const Plan& pl, int64_t row, uint8_t* to) const;
   Status init();
   loader::Layout layout(int64_t rows) const;
   Status spawn_workers();
@@ -307,6 +309,7 @@ Status LoaderPipeline::Impl::init() {
       ROBOCACHE_RETURN_IF_ERROR(decode_image(s.data + s.items[0], static_cast<size_t>(s.items[1] - s.items[0]),
                                              n + "[0] in store " + o.store, &first));
       p.item_shape = first.shape;
+      p.max_window = window_bound(s, E, ns, span_s, span_ns);
     } else {  // point cloud
       if (!p.spec.voxelize)
         return invalid_argument("stream '", n, "' holds point clouds of varying size; voxelize it (voxelize={'", n,
@@ -361,11 +364,22 @@ Status LoaderPipeline::Impl::init() {
       upload = align_up(upload + static_cast<size_t>(U) * 8);
       upload = align_up(upload + static_cast<size_t>(B * T) * 4);
       grids = align_up(grids + static_cast<size_t>(U) * p.item_bytes);
+    } else if (p.kind == PlanKind::Image && cuda) {
+      const int64_t U = std::min(B * std::min(T, p.max_window), s.num_samples);
+      upload = align_up(upload + static_cast<size_t>(U) * p.item_bytes);
+      upload = align_up(upload + static_cast<size_t>(B * T) * 4);
     }
   }
   bound_host = cuda ? layout(B).direct + upload : upload;
   bound_scratch = upload + grids;
   return Status::ok();
+}
+
+// Streams the host writes into the batch directly: gathered tensors, and decoded images on the CPU. On
+// CUDA a batch's distinct frames are uploaded once and expanded to [B, T] on the device (a camera held
+// onto a faster clock repeats each frame several times), as the voxel grids of distinct clouds are.
+bool LoaderPipeline::Impl::host_written(PlanKind kind) const {
+  return kind == PlanKind::Gather || (kind == PlanKind::Image && !cuda);
 }
 
 loader::Layout LoaderPipeline::Impl::layout(int64_t rows) const {
@@ -380,14 +394,14 @@ loader::Layout LoaderPipeline::Impl::layout(int64_t rows) const {
     off = align_up(off + BT);
   }
   for (size_t p = 0; p < P; ++p) {
-    if (plans[p].kind == PlanKind::Gather || plans[p].kind == PlanKind::Image) {
+    if (host_written(plans[p].kind)) {
       L.value[p] = off;
       off = align_up(off + BT * plans[p].item_bytes);
     }
   }
   L.direct = off;
   for (size_t p = 0; p < P; ++p) {
-    if (plans[p].kind == PlanKind::Resample || plans[p].kind == PlanKind::Voxel) {
+    if (!host_written(plans[p].kind)) {
       L.value[p] = off;
       off = align_up(off + BT * plans[p].item_bytes);
     }
@@ -530,6 +544,22 @@ void LoaderPipeline::Impl::worker_main(Worker* w) {
 
 // ------------------------------------------------------------------------------------------ one batch
 
+// Decodes image `row` of an Image plan's stream into `to` (item_bytes), or names the image and the store.
+Status LoaderPipeline::Impl::decode_frame(const Plan& pl, int64_t row, uint8_t* to) const {
+  const StoreStream& s = *pl.s;
+  Array img;
+  const std::string what = s.name + "[" + std::to_string(row) + "] in store " + opt.store;
+  ROBOCACHE_RETURN_IF_ERROR(decode_image(s.data + s.items[row], static_cast<size_t>(s.items[row + 1] - s.items[row]),
+                                         what, &img));
+  if (img.shape != pl.item_shape) {
+    Array ref{DType::UInt8, pl.item_shape, nullptr};
+    return invalid_argument(what, " decodes to ", img.shape_str(), " but the stream's first image is ",
+                            ref.shape_str(), "; the loader needs one image shape per stream");
+  }
+  std::memcpy(to, img.data(), pl.item_bytes);
+  return Status::ok();
+}
+
 Status LoaderPipeline::Impl::build(Worker* w, int64_t batch, uint64_t run, Ready* out) {
   const int64_t B0 = opt.batch_size, T = opt.steps;
   const int64_t first = batch * B0;
@@ -551,11 +581,11 @@ Status LoaderPipeline::Impl::build(Worker* w, int64_t batch, uint64_t run, Ready
   struct Inputs {
     int64_t S = 0;
     size_t data = 0, times = 0, lengths = 0;  // offsets in the inputs block
-    // Voxel
+    // Voxel, Image (CUDA)
     std::vector<int64_t> uniq;   // distinct global rows
     std::vector<int32_t> which;  // [rows * T] position in uniq
     int64_t N = 0;
-    size_t clouds = 0, clens = 0, index = 0, grids = 0;
+    size_t clouds = 0, clens = 0, index = 0, grids = 0;  // Image: `clouds` holds the frames
   };
   std::vector<Inputs> in(P);
   std::vector<std::vector<int64_t>> rows_of(P);  // index plans: [rows * T] global row of each target
@@ -593,7 +623,7 @@ Status LoaderPipeline::Impl::build(Worker* w, int64_t batch, uint64_t run, Ready
         idx[j * T + k] = wd.lo + bl.i0;
       }
     }
-    if (pl.kind == PlanKind::Voxel) {
+    if (pl.kind == PlanKind::Voxel || (pl.kind == PlanKind::Image && cuda)) {
       Inputs& v = in[p];
       v.uniq = idx;
       std::sort(v.uniq.begin(), v.uniq.end());
@@ -601,9 +631,16 @@ Status LoaderPipeline::Impl::build(Worker* w, int64_t batch, uint64_t run, Ready
       v.which.resize(idx.size());
       for (size_t t = 0; t < idx.size(); ++t)
         v.which[t] = static_cast<int32_t>(std::lower_bound(v.uniq.begin(), v.uniq.end(), idx[t]) - v.uniq.begin());
+      const int64_t U = static_cast<int64_t>(v.uniq.size());
+      if (pl.kind == PlanKind::Image) {
+        v.clouds = upload;
+        upload = align_up(upload + static_cast<size_t>(U) * pl.item_bytes);
+        v.index = upload;
+        upload = align_up(upload + idx.size() * 4);
+        continue;
+      }
       for (int64_t r : v.uniq) v.N = std::max(v.N, s.items[r + 1] - s.items[r]);
       if (cuda) {
-        const int64_t U = static_cast<int64_t>(v.uniq.size());
         v.clouds = upload;
         upload = align_up(upload + static_cast<size_t>(U * std::max<int64_t>(v.N, 1) * s.width) * s.type.bytes);
         v.clens = upload;
@@ -706,6 +743,13 @@ Status LoaderPipeline::Impl::build(Worker* w, int64_t batch, uint64_t run, Ready
       uint8_t* dst = host_direct + L.value[p];
       for (size_t t = 0; t < idx.size(); ++t)
         std::memcpy(dst + t * pl.item_bytes, s.data + static_cast<size_t>(idx[t]) * pl.item_bytes, pl.item_bytes);
+    } else if (pl.kind == PlanKind::Image && cuda) {
+      // the distinct frames, in row order, and the index that expands them on the device
+      const Inputs& v = in[p];
+      for (size_t u = 0; u < v.uniq.size(); ++u) {
+        ROBOCACHE_RETURN_IF_ERROR(decode_frame(pl, v.uniq[u], host_in + v.clouds + u * pl.item_bytes));
+      }
+      std::memcpy(host_in + v.index, v.which.data(), v.which.size() * 4);
     } else if (pl.kind == PlanKind::Image) {
       const std::vector<int64_t>& idx = rows_of[p];
       uint8_t* dst = host_direct + L.value[p];
@@ -718,17 +762,7 @@ Status LoaderPipeline::Impl::build(Worker* w, int64_t batch, uint64_t run, Ready
           std::memcpy(to, dst + order[t - 1].second * pl.item_bytes, pl.item_bytes);
           continue;
         }
-        const int64_t r = order[t].first;
-        Array img;
-        const std::string what = s.name + "[" + std::to_string(r) + "] in store " + opt.store;
-        ROBOCACHE_RETURN_IF_ERROR(decode_image(s.data + s.items[r], static_cast<size_t>(s.items[r + 1] - s.items[r]),
-                                               what, &img));
-        if (img.shape != pl.item_shape) {
-          Array ref{DType::UInt8, pl.item_shape, nullptr};
-          return invalid_argument(what, " decodes to ", img.shape_str(), " but the stream's first image is ",
-                                  ref.shape_str(), "; the loader needs one image shape per stream");
-        }
-        std::memcpy(to, img.data(), pl.item_bytes);
+        ROBOCACHE_RETURN_IF_ERROR(decode_frame(pl, order[t].first, to));
       }
     } else if (pl.kind == PlanKind::Voxel && cuda) {
       const Inputs& v = in[p];
@@ -792,6 +826,14 @@ Status LoaderPipeline::Impl::build(Worker* w, int64_t batch, uint64_t run, Ready
       ROBOCACHE_RETURN_IF_ERROR(fuse_multimodal(align.data(), static_cast<int>(align.size()), tv, Boundary::Clamp,
                                                 /*validate=*/false, cuda ? Backend::CUDA : Backend::CPU, stream));
     }
+#ifdef ROBOCACHE_WITH_CUDA
+    for (size_t p = 0; p < P && cuda; ++p) {
+      if (plans[p].kind != PlanKind::Image) continue;
+      const Inputs& v = in[p];
+      ROBOCACHE_RETURN_IF_ERROR(gather_rows_cuda(dev_in + v.clouds, reinterpret_cast<const int32_t*>(dev_in + v.index),
+                                                 rows * T, plans[p].item_bytes, outp + L.value[p], stream));
+    }
+#endif
     for (size_t p = 0; p < P; ++p) {
       const Plan& pl = plans[p];
       if (pl.kind != PlanKind::Voxel) continue;

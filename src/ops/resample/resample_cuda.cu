@@ -1,13 +1,14 @@
 // CUDA backend of resample_trajectories, the twin of resample_cpu.cpp.
-// A block takes a tile of targets of one batch row: first one thread per target finds its bracket
-// (one binary search per target row, never per element), then the whole block streams the D channels
-// of the tile with 16-byte loads and stores where the layout allows.
+// A block takes a tile of targets: first a group of threads per target finds its bracket (one search per
+// target row, never per element; the group's threads probe together, see group_upper_bound), then the
+// whole block streams the D channels of the tile with 16-byte loads and stores where the layout allows.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
 #include <type_traits>
 #include <vector>
@@ -124,6 +125,27 @@ __device__ __forceinline__ void slerp_target(const TargetSlot sl, const DT* data
 template <class TT, class TG>
 using CompareT = std::conditional_t<std::is_same_v<TT, TG>, TT, double>;
 
+// upper_bound(row, 0, len, t) found by the G threads of an aligned group of lanes together (G a power of
+// two, at most 32): each step the G lanes probe G evenly spaced samples of the open range at once and a
+// ballot keeps the gap between the last probe <= t and the first > t, so the range shrinks (G + 1)-fold
+// per dependent load instead of 2-fold (S = 2048: 3 steps with G = 16 instead of 11). The samples are
+// non-decreasing, so the probes' answers are too; the result equals the one-thread binary search.
+template <class Row, class CT>
+__device__ __forceinline__ int64_t group_upper_bound(Row row, int64_t len, CT t, int G, int g, unsigned mask,
+                                                     int shift) {
+  int64_t lo = 0, hi = len;
+  while (lo < hi) {
+    const int64_t n = hi - lo;
+    const auto probe = [&](int64_t x) { return lo + ((x + 1) * n) / (G + 1); };
+    const bool at_or_before = !(static_cast<CT>(row[probe(g)]) > t);
+    const int c = __popc((__ballot_sync(mask, at_or_before) >> shift) & (G == 32 ? ~0u : (1u << G) - 1));
+    const int64_t new_lo = c > 0 ? probe(c - 1) + 1 : lo;
+    hi = c < G ? probe(c) : hi;
+    lo = new_lo;
+  }
+  return lo;
+}
+
 // VEC: elements per 16-byte vector of DT, used by the streams whose table entry has vec set (the launcher
 // checked unit stride along D and alignment); the other streams take the scalar path, any strides.
 template <class DT, class TT, class TG, int VEC, int N>
@@ -145,19 +167,28 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
     const auto* data = static_cast<const DT*>(a.data);
     auto* out = static_cast<DT*>(a.out);
 
-    if (static_cast<int>(threadIdx.x) < n_t) {
-      const int64_t f = f0 + threadIdx.x;
+    // G lanes per target: as many as the block has threads for (a 16-target tile searches 16-wide).
+    int G = 1;
+    while (G < 32 && G * 2 * table.tile[k] <= kThreads) G *= 2;
+    const int j = static_cast<int>(threadIdx.x) / G;
+    if (j < n_t) {  // the same for every lane of a group
+      const int g = static_cast<int>(threadIdx.x) & (G - 1);
+      const int shift = static_cast<int>(threadIdx.x & 31u) & ~(G - 1);
+      const unsigned mask = (G == 32 ? ~0u : (1u << G) - 1) << shift;
+      const int64_t f = f0 + j;
       const int64_t b = f / a.T;
       const int64_t t = f - b * a.T;
       const TimeRow<TT, CT> row{static_cast<const TT*>(a.src_t) + b * a.st_sb, a.st_ss};
       const int64_t len = device_row_length(a, b);
       const CT tv = static_cast<CT>(static_cast<const TG*>(a.tgt_t)[b * a.tt_sb + t * a.tt_st]);
-      const int64_t ub = upper_bound(row, int64_t{0}, len, tv);
-      const Blend bl = make_blend(row, len, tv, ub, a.method, a.boundary);
-      slots[threadIdx.x] = TargetSlot{b * a.data_sb + bl.i0 * a.data_ss, b * a.data_sb + bl.i1 * a.data_ss,
-                                      b * a.out_sb + t * a.out_st, bl.w,
-                                      bl.missing ? kMissing : (bl.i0 == bl.i1 ? kCopy : kBlend)};
-      if (a.mask != nullptr) a.mask[b * a.mask_sb + t * a.mask_st] = bl.inside;
+      const int64_t ub = group_upper_bound(row, len, tv, G, g, mask, shift);
+      if (g == 0) {
+        const Blend bl = make_blend(row, len, tv, ub, a.method, a.boundary);
+        slots[j] = TargetSlot{b * a.data_sb + bl.i0 * a.data_ss, b * a.data_sb + bl.i1 * a.data_ss,
+                              b * a.out_sb + t * a.out_st, bl.w,
+                              bl.missing ? kMissing : (bl.i0 == bl.i1 ? kCopy : kBlend)};
+        if (a.mask != nullptr) a.mask[b * a.mask_sb + t * a.mask_st] = bl.inside;
+      }
     }
     __syncthreads();
 
@@ -438,12 +469,23 @@ int vector_mode(const ResampleArgs& a) {
 // Tiles (targets per block) for the streams of one launch: about eight elements or vectors per thread
 // (at most kMaxTile targets), then halved, largest first, while the launch would not fill every
 // multiprocessor with kMinBlocks blocks (`min_blocks`), down to 16 targets.
+// Elements or vectors per thread a tile aims at: 8, or ROBOCACHE_RESAMPLE_TILE_WORK (1..256) to tune it
+// (bench/bench_fuse.py --sweep-tiles runs each value in its own process).
+int tile_work() {
+  static const int work = [] {
+    const char* e = std::getenv("ROBOCACHE_RESAMPLE_TILE_WORK");
+    const int v = e != nullptr ? std::atoi(e) : 0;
+    return v >= 1 && v <= 256 ? v : 8;
+  }();
+  return work;
+}
+
 void plan_tiles(StreamTable* table, int64_t min_blocks) {
   const auto targets = [&](int k) { return table->s[k].B * table->s[k].T; };
   for (int k = 0; k < table->n; ++k) {
     const ResampleArgs& a = table->s[k];
     const int64_t nvec = table->vec[k] != kScalar ? a.D / (16 / static_cast<int64_t>(dtype_size(a.data_dtype))) : a.D;
-    const int64_t want = (8 * kThreads + nvec - 1) / std::max<int64_t>(nvec, 1);
+    const int64_t want = (tile_work() * kThreads + nvec - 1) / std::max<int64_t>(nvec, 1);
     table->tile[k] = static_cast<int>(std::min<int64_t>(std::max<int64_t>(want, 1), kMaxTile));
   }
   for (;;) {
