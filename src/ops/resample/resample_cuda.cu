@@ -84,6 +84,7 @@ constexpr int kScalar = 0, kVectorLoad = 1, kVector = 2;  // StreamTable::vec
 template <int N>
 struct StreamTableN {
   int n = 0;
+  int max_lg = 5;  // at most 2^max_lg lanes search one target
   int tile[N];
   int vec[N];
   int64_t block_end[N];
@@ -96,6 +97,7 @@ template <int N, int M>
 StreamTableN<N> shrink(const StreamTableN<M>& t) {
   StreamTableN<N> r;
   r.n = t.n;
+  r.max_lg = t.max_lg;
   for (int k = 0; k < t.n; ++k) {
     r.tile[k] = t.tile[k];
     r.vec[k] = t.vec[k];
@@ -125,18 +127,20 @@ __device__ __forceinline__ void slerp_target(const TargetSlot sl, const DT* data
 template <class TT, class TG>
 using CompareT = std::conditional_t<std::is_same_v<TT, TG>, TT, double>;
 
-// upper_bound(row, 0, len, t) found by the G threads of an aligned group of lanes together (G a power of
-// two, at most 32): each step the G lanes probe G evenly spaced samples of the open range at once and a
-// ballot keeps the gap between the last probe <= t and the first > t, so the range shrinks (G + 1)-fold
-// per dependent load instead of 2-fold (S = 2048: 3 steps with G = 16 instead of 11). The samples are
-// non-decreasing, so the probes' answers are too; the result equals the one-thread binary search.
+// upper_bound(row, 0, len, t) found by the G threads of an aligned group of lanes together (G = 2^lg, at
+// most 32): each step lane g probes the middle of the g-th of G equal parts of the open range, all at once,
+// and a ballot keeps the part where the samples cross t, so the range shrinks about G-fold per dependent
+// load instead of 2-fold (S = 2048: 3 steps with G = 16 instead of 11; G = 1 is the binary search). The
+// samples are non-decreasing, so the probes' answers are too, and the result equals upper_bound's. Shifts
+// only: a 64-bit division per probe cost more than the loads it saved.
 template <class Row, class CT>
-__device__ __forceinline__ int64_t group_upper_bound(Row row, int64_t len, CT t, int G, int g, unsigned mask,
+__device__ __forceinline__ int64_t group_upper_bound(Row row, int64_t len, CT t, int lg, int g, unsigned mask,
                                                      int shift) {
+  const int G = 1 << lg;
   int64_t lo = 0, hi = len;
   while (lo < hi) {
     const int64_t n = hi - lo;
-    const auto probe = [&](int64_t x) { return lo + ((x + 1) * n) / (G + 1); };
+    const auto probe = [&](int x) { return lo + ((static_cast<int64_t>(2 * x + 1) * n) >> (lg + 1)); };
     const bool at_or_before = !(static_cast<CT>(row[probe(g)]) > t);
     const int c = __popc((__ballot_sync(mask, at_or_before) >> shift) & (G == 32 ? ~0u : (1u << G) - 1));
     const int64_t new_lo = c > 0 ? probe(c - 1) + 1 : lo;
@@ -146,8 +150,6 @@ __device__ __forceinline__ int64_t group_upper_bound(Row row, int64_t len, CT t,
   return lo;
 }
 
-// VEC: elements per 16-byte vector of DT, used by the streams whose table entry has vec set (the launcher
-// checked unit stride along D and alignment); the other streams take the scalar path, any strides.
 template <class DT, class TT, class TG, int VEC, int N>
 __global__ void __launch_bounds__(kThreads, kMinBlocks)
     resample_kernel(const __grid_constant__ StreamTableN<N> table) {
@@ -168,9 +170,10 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
     auto* out = static_cast<DT*>(a.out);
 
     // G lanes per target: as many as the block has threads for (a 16-target tile searches 16-wide).
-    int G = 1;
-    while (G < 32 && G * 2 * table.tile[k] <= kThreads) G *= 2;
-    const int j = static_cast<int>(threadIdx.x) / G;
+    int lg = 0;
+    while (lg < table.max_lg && (2 << lg) * table.tile[k] <= kThreads) ++lg;
+    const int G = 1 << lg;
+    const int j = static_cast<int>(threadIdx.x) >> lg;
     if (j < n_t) {  // the same for every lane of a group
       const int g = static_cast<int>(threadIdx.x) & (G - 1);
       const int shift = static_cast<int>(threadIdx.x & 31u) & ~(G - 1);
@@ -181,7 +184,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
       const TimeRow<TT, CT> row{static_cast<const TT*>(a.src_t) + b * a.st_sb, a.st_ss};
       const int64_t len = device_row_length(a, b);
       const CT tv = static_cast<CT>(static_cast<const TG*>(a.tgt_t)[b * a.tt_sb + t * a.tt_st]);
-      const int64_t ub = group_upper_bound(row, len, tv, G, g, mask, shift);
+      const int64_t ub = group_upper_bound(row, len, tv, lg, g, mask, shift);
       if (g == 0) {
         const Blend bl = make_blend(row, len, tv, ub, a.method, a.boundary);
         slots[j] = TargetSlot{b * a.data_sb + bl.i0 * a.data_ss, b * a.data_sb + bl.i1 * a.data_ss,
@@ -471,13 +474,24 @@ int vector_mode(const ResampleArgs& a) {
 // multiprocessor with kMinBlocks blocks (`min_blocks`), down to 16 targets.
 // Elements or vectors per thread a tile aims at: 8, or ROBOCACHE_RESAMPLE_TILE_WORK (1..256) to tune it
 // (bench/bench_fuse.py --sweep-tiles runs each value in its own process).
+// ROBOCACHE_RESAMPLE_SEARCH_LANES (1, 2, 4, .. 32; default 32) caps the lanes that search one target.
+int env_int(const char* name, int lo, int hi, int fallback) {
+  const char* e = std::getenv(name);
+  const int v = e != nullptr ? std::atoi(e) : 0;
+  return v >= lo && v <= hi ? v : fallback;
+}
 int tile_work() {
-  static const int work = [] {
-    const char* e = std::getenv("ROBOCACHE_RESAMPLE_TILE_WORK");
-    const int v = e != nullptr ? std::atoi(e) : 0;
-    return v >= 1 && v <= 256 ? v : 8;
-  }();
+  static const int work = env_int("ROBOCACHE_RESAMPLE_TILE_WORK", 1, 256, 8);
   return work;
+}
+int search_lanes_lg() {
+  static const int lg = [] {
+    const int lanes = env_int("ROBOCACHE_RESAMPLE_SEARCH_LANES", 1, 32, 32);
+    int l = 0;
+    while ((2 << l) <= lanes) ++l;
+    return l;
+  }();
+  return lg;
 }
 
 void plan_tiles(StreamTable* table, int64_t min_blocks) {
@@ -517,6 +531,7 @@ Status launch_group(const ResampleArgs* args, const int* idx, int n, int64_t min
     }
   }
   plan_tiles(&table, min_blocks);
+  table.max_lg = search_lanes_lg();
   int64_t blocks = 0;
   for (int j = 0; j < n; ++j) {
     blocks += (table.s[j].B * table.s[j].T + table.tile[j] - 1) / table.tile[j];
