@@ -131,21 +131,26 @@ using CompareT = std::conditional_t<std::is_same_v<TT, TG>, TT, double>;
 // most 32): each step lane g probes the middle of the g-th of G equal parts of the open range, all at once,
 // and a ballot keeps the part where the samples cross t, so the range shrinks about G-fold per dependent
 // load instead of 2-fold (S = 2048: 3 steps with G = 16 instead of 11; G = 1 is the binary search). The
-// samples are non-decreasing, so the probes' answers are too, and the result equals upper_bound's. Shifts
-// only: a 64-bit division per probe cost more than the loads it saved.
+// samples are non-decreasing, so the probes' answers are too, and the result equals upper_bound's.
+// Every lane of the warp runs the loop until all its groups are done and takes part in every ballot (a
+// group that is done, or has no target: len = 0, loads nothing): ballots over per-group masks made the
+// warp run its groups one after another. Shifts only: a 64-bit division per probe cost more than the
+// loads it saved.
 template <class Row, class CT>
-__device__ __forceinline__ int64_t group_upper_bound(Row row, int64_t len, CT t, int lg, int g, unsigned mask,
-                                                     int shift) {
+__device__ __forceinline__ int64_t group_upper_bound(Row row, int64_t len, CT t, int lg, int g, int shift) {
   const int G = 1 << lg;
+  const unsigned group = G == 32 ? ~0u : (1u << G) - 1;
   int64_t lo = 0, hi = len;
-  while (lo < hi) {
+  while (__any_sync(~0u, lo < hi)) {
     const int64_t n = hi - lo;
     const auto probe = [&](int x) { return lo + ((static_cast<int64_t>(2 * x + 1) * n) >> (lg + 1)); };
-    const bool at_or_before = !(static_cast<CT>(row[probe(g)]) > t);
-    const int c = __popc((__ballot_sync(mask, at_or_before) >> shift) & (G == 32 ? ~0u : (1u << G) - 1));
-    const int64_t new_lo = c > 0 ? probe(c - 1) + 1 : lo;
-    hi = c < G ? probe(c) : hi;
-    lo = new_lo;
+    const bool at_or_before = n > 0 && !(static_cast<CT>(row[probe(g)]) > t);
+    const int c = __popc((__ballot_sync(~0u, at_or_before) >> shift) & group);
+    if (n > 0) {
+      const int64_t new_lo = c > 0 ? probe(c - 1) + 1 : lo;
+      hi = c < G ? probe(c) : hi;
+      lo = new_lo;
+    }
   }
   return lo;
 }
@@ -174,24 +179,22 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
     while (lg < table.max_lg && (2 << lg) * table.tile[k] <= kThreads) ++lg;
     const int G = 1 << lg;
     const int j = static_cast<int>(threadIdx.x) >> lg;
-    if (j < n_t) {  // the same for every lane of a group
-      const int g = static_cast<int>(threadIdx.x) & (G - 1);
-      const int shift = static_cast<int>(threadIdx.x & 31u) & ~(G - 1);
-      const unsigned mask = (G == 32 ? ~0u : (1u << G) - 1) << shift;
-      const int64_t f = f0 + j;
-      const int64_t b = f / a.T;
-      const int64_t t = f - b * a.T;
-      const TimeRow<TT, CT> row{static_cast<const TT*>(a.src_t) + b * a.st_sb, a.st_ss};
-      const int64_t len = device_row_length(a, b);
-      const CT tv = static_cast<CT>(static_cast<const TG*>(a.tgt_t)[b * a.tt_sb + t * a.tt_st]);
-      const int64_t ub = group_upper_bound(row, len, tv, lg, g, mask, shift);
-      if (g == 0) {
-        const Blend bl = make_blend(row, len, tv, ub, a.method, a.boundary);
-        slots[j] = TargetSlot{b * a.data_sb + bl.i0 * a.data_ss, b * a.data_sb + bl.i1 * a.data_ss,
-                              b * a.out_sb + t * a.out_st, bl.w,
-                              bl.missing ? kMissing : (bl.i0 == bl.i1 ? kCopy : kBlend)};
-        if (a.mask != nullptr) a.mask[b * a.mask_sb + t * a.mask_st] = bl.inside;
-      }
+    const bool active = j < n_t;  // the same for every lane of a group
+    const int g = static_cast<int>(threadIdx.x) & (G - 1);
+    const int shift = static_cast<int>(threadIdx.x & 31u) & ~(G - 1);
+    const int64_t f = f0 + j;
+    const int64_t b = active ? f / a.T : 0;
+    const int64_t t = f - b * a.T;
+    const TimeRow<TT, CT> row{static_cast<const TT*>(a.src_t) + b * a.st_sb, a.st_ss};
+    const int64_t len = active ? device_row_length(a, b) : 0;
+    const CT tv = active ? static_cast<CT>(static_cast<const TG*>(a.tgt_t)[b * a.tt_sb + t * a.tt_st]) : CT{};
+    const int64_t ub = group_upper_bound(row, len, tv, lg, g, shift);  // every thread of the block
+    if (active && g == 0) {
+      const Blend bl = make_blend(row, len, tv, ub, a.method, a.boundary);
+      slots[j] = TargetSlot{b * a.data_sb + bl.i0 * a.data_ss, b * a.data_sb + bl.i1 * a.data_ss,
+                            b * a.out_sb + t * a.out_st, bl.w,
+                            bl.missing ? kMissing : (bl.i0 == bl.i1 ? kCopy : kBlend)};
+      if (a.mask != nullptr) a.mask[b * a.mask_sb + t * a.mask_st] = bl.inside;
     }
     __syncthreads();
 
