@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <limits>
 #include <type_traits>
@@ -188,7 +189,9 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
     const TimeRow<TT, CT> row{static_cast<const TT*>(a.src_t) + b * a.st_sb, a.st_ss};
     const int64_t len = active ? device_row_length(a, b) : 0;
     const CT tv = active ? static_cast<CT>(static_cast<const TG*>(a.tgt_t)[b * a.tt_sb + t * a.tt_st]) : CT{};
-    const int64_t ub = group_upper_bound(row, len, tv, lg, g, shift);  // every thread of the block
+    // one lane per target (tiles of 129+ targets): the plain binary search, no ballots
+    const int64_t ub = lg == 0 ? (active ? upper_bound(row, int64_t{0}, len, tv) : 0)
+                               : group_upper_bound(row, len, tv, lg, g, shift);  // every thread of the block
     if (active && g == 0) {
       const Blend bl = make_blend(row, len, tv, ub, a.method, a.boundary);
       slots[j] = TargetSlot{b * a.data_sb + bl.i0 * a.data_ss, b * a.data_sb + bl.i1 * a.data_ss,
@@ -472,19 +475,24 @@ int vector_mode(const ResampleArgs& a) {
   return store ? kVector : kVectorLoad;
 }
 
-// Tiles (targets per block) for the streams of one launch: about eight elements or vectors per thread
-// (at most kMaxTile targets), then halved, largest first, while the launch would not fill every
-// multiprocessor with kMinBlocks blocks (`min_blocks`), down to 16 targets.
-// Elements or vectors per thread a tile aims at: 8, or ROBOCACHE_RESAMPLE_TILE_WORK (1..256) to tune it
-// (bench/bench_fuse.py --sweep-tiles runs each value in its own process).
-// ROBOCACHE_RESAMPLE_SEARCH_LANES (1, 2, 4, .. 32; default 32) caps the lanes that search one target.
+// Elements or vectors per thread a tile aims at: 16 (H100: 3 streams 73.5 us against 73.7 with 8, B1024
+// S2048 T1024 D64 f32 295 against 306 us; BENCHMARKS.md), or ROBOCACHE_RESAMPLE_TILE_WORK (1..256) to tune
+// it (bench/bench_fuse.py --sweep-tiles runs each value in its own process).
+// ROBOCACHE_RESAMPLE_SEARCH_LANES (1..32, rounded down to a power of two; default 32) caps the lanes that
+// search one target. A value that is not an integer in range is reported on stderr and not used.
 int env_int(const char* name, int lo, int hi, int fallback) {
   const char* e = std::getenv(name);
-  const int v = e != nullptr ? std::atoi(e) : 0;
-  return v >= lo && v <= hi ? v : fallback;
+  if (e == nullptr) return fallback;
+  char* end = nullptr;
+  const long v = std::strtol(e, &end, 10);
+  if (end == e || *end != '\0' || v < lo || v > hi) {
+    std::fprintf(stderr, "robocache: ignoring %s=%s (not an integer in [%d, %d]); using %d\n", name, e, lo, hi, fallback);
+    return fallback;
+  }
+  return static_cast<int>(v);
 }
 int tile_work() {
-  static const int work = env_int("ROBOCACHE_RESAMPLE_TILE_WORK", 1, 256, 8);
+  static const int work = env_int("ROBOCACHE_RESAMPLE_TILE_WORK", 1, 256, 16);
   return work;
 }
 int search_lanes_lg() {
@@ -497,6 +505,9 @@ int search_lanes_lg() {
   return lg;
 }
 
+// Tiles (targets per block) for the streams of one launch: about tile_work() elements or vectors per thread
+// (at most kMaxTile targets), then halved, largest first, while the launch would not fill every
+// multiprocessor with kMinBlocks blocks (`min_blocks`), down to 16 targets.
 void plan_tiles(StreamTable* table, int64_t min_blocks) {
   const auto targets = [&](int k) { return table->s[k].B * table->s[k].T; };
   for (int k = 0; k < table->n; ++k) {
