@@ -2,9 +2,8 @@
 stream plus torch.cat, and against the floor (bytes that must move / measured device copy bandwidth).
 
     python bench/bench_fuse.py [--json PATH]
-    python bench/bench_fuse.py --sweep-tiles 4,8,16,32 [--sweep-lanes 1,32]   (GPU time only, one process
-        per ROBOCACHE_RESAMPLE_TILE_WORK value, the tile size the kernels aim at, and per
-        ROBOCACHE_RESAMPLE_SEARCH_LANES value, the lanes that search one target; also three resample sizes)
+    python bench/bench_fuse.py --sweep-tiles 4,8,16,32   (GPU time only, one process per
+        ROBOCACHE_RESAMPLE_TILE_WORK value: the tile size the kernels aim at; also three resample sizes)
 
 Floor bytes: the output, the target times, and per stream the source rows a linear interpolation must
 read (min(S, 2T) rows of D channels per episode) with their times.
@@ -48,8 +47,7 @@ def gpu_only(torch):
     from bench_resample import floor_bytes as resample_floor, make_problem
 
     bw = copy_bandwidth(torch)
-    row = [f"tile work {os.environ.get('ROBOCACHE_RESAMPLE_TILE_WORK', 'default')}, "
-           f"search lanes {os.environ.get('ROBOCACHE_RESAMPLE_SEARCH_LANES', 'default')}:"]
+    row = [f"tile work {os.environ.get('ROBOCACHE_RESAMPLE_TILE_WORK', 'default')}:"]
     for label, spec in (("3 streams", THREE), ("8 streams", EIGHT)):
         streams, tgt = make(torch, spec)
         t = graph_time(lambda: rc.fuse_multimodal(streams, tgt, validate=False), torch)
@@ -69,17 +67,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json")
     ap.add_argument("--sweep-tiles", help="comma-separated ROBOCACHE_RESAMPLE_TILE_WORK values")
-    ap.add_argument("--sweep-lanes", default="32", help="comma-separated ROBOCACHE_RESAMPLE_SEARCH_LANES values")
     ap.add_argument("--gpu-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     import torch
 
     if args.sweep_tiles:
         import subprocess
-        for lanes in args.sweep_lanes.split(","):
-            for v in args.sweep_tiles.split(","):
-                subprocess.run([sys.executable, __file__, "--gpu-only"], check=True,
-                               env=dict(os.environ, ROBOCACHE_RESAMPLE_TILE_WORK=v, ROBOCACHE_RESAMPLE_SEARCH_LANES=lanes))
+        for v in args.sweep_tiles.split(","):
+            subprocess.run([sys.executable, __file__, "--gpu-only"], check=True,
+                           env=dict(os.environ, ROBOCACHE_RESAMPLE_TILE_WORK=v))
         return
     if args.gpu_only:
         return gpu_only(torch)

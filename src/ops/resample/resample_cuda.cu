@@ -1,7 +1,7 @@
 // CUDA backend of resample_trajectories, the twin of resample_cpu.cpp.
-// A block takes a tile of targets: first a group of threads per target finds its bracket (one search per
-// target row, never per element; the group's threads probe together, see group_upper_bound), then the
-// whole block streams the D channels of the tile with 16-byte loads and stores where the layout allows.
+// A block takes a tile of targets of one batch row: first one thread per target finds its bracket
+// (one binary search per target row, never per element), then the whole block streams the D channels
+// of the tile with 16-byte loads and stores where the layout allows.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -85,7 +85,6 @@ constexpr int kScalar = 0, kVectorLoad = 1, kVector = 2;  // StreamTable::vec
 template <int N>
 struct StreamTableN {
   int n = 0;
-  int max_lg = 5;  // at most 2^max_lg lanes search one target
   int tile[N];
   int vec[N];
   int64_t block_end[N];
@@ -98,7 +97,6 @@ template <int N, int M>
 StreamTableN<N> shrink(const StreamTableN<M>& t) {
   StreamTableN<N> r;
   r.n = t.n;
-  r.max_lg = t.max_lg;
   for (int k = 0; k < t.n; ++k) {
     r.tile[k] = t.tile[k];
     r.vec[k] = t.vec[k];
@@ -128,34 +126,8 @@ __device__ __forceinline__ void slerp_target(const TargetSlot sl, const DT* data
 template <class TT, class TG>
 using CompareT = std::conditional_t<std::is_same_v<TT, TG>, TT, double>;
 
-// upper_bound(row, 0, len, t) found by the G threads of an aligned group of lanes together (G = 2^lg, at
-// most 32): each step lane g probes the middle of the g-th of G equal parts of the open range, all at once,
-// and a ballot keeps the part where the samples cross t, so the range shrinks about G-fold per dependent
-// load instead of 2-fold (S = 2048: 3 steps with G = 16 instead of 11; G = 1 is the binary search). The
-// samples are non-decreasing, so the probes' answers are too, and the result equals upper_bound's.
-// Every lane of the warp runs the loop until all its groups are done and takes part in every ballot (a
-// group that is done, or has no target: len = 0, loads nothing): ballots over per-group masks made the
-// warp run its groups one after another. Shifts only: a 64-bit division per probe cost more than the
-// loads it saved.
-template <class Row, class CT>
-__device__ __forceinline__ int64_t group_upper_bound(Row row, int64_t len, CT t, int lg, int g, int shift) {
-  const int G = 1 << lg;
-  const unsigned group = G == 32 ? ~0u : (1u << G) - 1;
-  int64_t lo = 0, hi = len;
-  while (__any_sync(~0u, lo < hi)) {
-    const int64_t n = hi - lo;
-    const auto probe = [&](int x) { return lo + ((static_cast<int64_t>(2 * x + 1) * n) >> (lg + 1)); };
-    const bool at_or_before = n > 0 && !(static_cast<CT>(row[probe(g)]) > t);
-    const int c = __popc((__ballot_sync(~0u, at_or_before) >> shift) & group);
-    if (n > 0) {
-      const int64_t new_lo = c > 0 ? probe(c - 1) + 1 : lo;
-      hi = c < G ? probe(c) : hi;
-      lo = new_lo;
-    }
-  }
-  return lo;
-}
-
+// VEC: elements per 16-byte vector of DT, used by the streams whose table entry has vec set (the launcher
+// checked unit stride along D and alignment); the other streams take the scalar path, any strides.
 template <class DT, class TT, class TG, int VEC, int N>
 __global__ void __launch_bounds__(kThreads, kMinBlocks)
     resample_kernel(const __grid_constant__ StreamTableN<N> table) {
@@ -175,28 +147,18 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
     const auto* data = static_cast<const DT*>(a.data);
     auto* out = static_cast<DT*>(a.out);
 
-    // G lanes per target: as many as the block has threads for (a 16-target tile searches 16-wide).
-    int lg = 0;
-    while (lg < table.max_lg && (2 << lg) * table.tile[k] <= kThreads) ++lg;
-    const int G = 1 << lg;
-    const int j = static_cast<int>(threadIdx.x) >> lg;
-    const bool active = j < n_t;  // the same for every lane of a group
-    const int g = static_cast<int>(threadIdx.x) & (G - 1);
-    const int shift = static_cast<int>(threadIdx.x & 31u) & ~(G - 1);
-    const int64_t f = f0 + j;
-    const int64_t b = active ? f / a.T : 0;
-    const int64_t t = f - b * a.T;
-    const TimeRow<TT, CT> row{static_cast<const TT*>(a.src_t) + b * a.st_sb, a.st_ss};
-    const int64_t len = active ? device_row_length(a, b) : 0;
-    const CT tv = active ? static_cast<CT>(static_cast<const TG*>(a.tgt_t)[b * a.tt_sb + t * a.tt_st]) : CT{};
-    // one lane per target (tiles of 129+ targets): the plain binary search, no ballots
-    const int64_t ub = lg == 0 ? (active ? upper_bound(row, int64_t{0}, len, tv) : 0)
-                               : group_upper_bound(row, len, tv, lg, g, shift);  // every thread of the block
-    if (active && g == 0) {
+    if (static_cast<int>(threadIdx.x) < n_t) {
+      const int64_t f = f0 + threadIdx.x;
+      const int64_t b = f / a.T;
+      const int64_t t = f - b * a.T;
+      const TimeRow<TT, CT> row{static_cast<const TT*>(a.src_t) + b * a.st_sb, a.st_ss};
+      const int64_t len = device_row_length(a, b);
+      const CT tv = static_cast<CT>(static_cast<const TG*>(a.tgt_t)[b * a.tt_sb + t * a.tt_st]);
+      const int64_t ub = upper_bound(row, int64_t{0}, len, tv);
       const Blend bl = make_blend(row, len, tv, ub, a.method, a.boundary);
-      slots[j] = TargetSlot{b * a.data_sb + bl.i0 * a.data_ss, b * a.data_sb + bl.i1 * a.data_ss,
-                            b * a.out_sb + t * a.out_st, bl.w,
-                            bl.missing ? kMissing : (bl.i0 == bl.i1 ? kCopy : kBlend)};
+      slots[threadIdx.x] = TargetSlot{b * a.data_sb + bl.i0 * a.data_ss, b * a.data_sb + bl.i1 * a.data_ss,
+                                      b * a.out_sb + t * a.out_st, bl.w,
+                                      bl.missing ? kMissing : (bl.i0 == bl.i1 ? kCopy : kBlend)};
       if (a.mask != nullptr) a.mask[b * a.mask_sb + t * a.mask_st] = bl.inside;
     }
     __syncthreads();
@@ -475,11 +437,10 @@ int vector_mode(const ResampleArgs& a) {
   return store ? kVector : kVectorLoad;
 }
 
-// Elements or vectors per thread a tile aims at: 16 (H100: 3 streams 73.5 us against 73.7 with 8, B1024
-// S2048 T1024 D64 f32 295 against 306 us; BENCHMARKS.md), or ROBOCACHE_RESAMPLE_TILE_WORK (1..256) to tune
+// Elements or vectors per thread a tile aims at: 16 (H100: 3 streams 72.7 us against 75.4 with 8, B1024
+// S2048 T1024 D64 f32 285 against 293 us; BENCHMARKS.md), or ROBOCACHE_RESAMPLE_TILE_WORK (1..256) to tune
 // it (bench/bench_fuse.py --sweep-tiles runs each value in its own process).
-// ROBOCACHE_RESAMPLE_SEARCH_LANES (1..32, rounded down to a power of two; default 32) caps the lanes that
-// search one target. A value that is not an integer in range is reported on stderr and not used.
+// A value that is not an integer in range is reported on stderr and not used.
 int env_int(const char* name, int lo, int hi, int fallback) {
   const char* e = std::getenv(name);
   if (e == nullptr) return fallback;
@@ -494,15 +455,6 @@ int env_int(const char* name, int lo, int hi, int fallback) {
 int tile_work() {
   static const int work = env_int("ROBOCACHE_RESAMPLE_TILE_WORK", 1, 256, 16);
   return work;
-}
-int search_lanes_lg() {
-  static const int lg = [] {
-    const int lanes = env_int("ROBOCACHE_RESAMPLE_SEARCH_LANES", 1, 32, 32);
-    int l = 0;
-    while ((2 << l) <= lanes) ++l;
-    return l;
-  }();
-  return lg;
 }
 
 // Tiles (targets per block) for the streams of one launch: about tile_work() elements or vectors per thread
@@ -545,7 +497,6 @@ Status launch_group(const ResampleArgs* args, const int* idx, int n, int64_t min
     }
   }
   plan_tiles(&table, min_blocks);
-  table.max_lg = search_lanes_lg();
   int64_t blocks = 0;
   for (int j = 0; j < n; ++j) {
     blocks += (table.s[j].B * table.s[j].T + table.tile[j] - 1) / table.tile[j];
