@@ -19,12 +19,19 @@ python3 -m robocache info
 echo "== tests"
 python3 -m pytest -q -x tests/python ${K:+-k "$K"} 2>&1 | tee "$OUT/pytest.log" | tail -15
 
-echo "== compute-sanitizer memcheck (CUDA tests)"
+echo "== compute-sanitizer (CUDA op tests in one process; each CUDA loader test in its own, time-limited)"
 for tool in memcheck racecheck; do
-  PYTORCH_NO_CUDA_MEMORY_CACHING=1 compute-sanitizer --tool $tool --error-exitcode 9 \
-    python3 -m pytest -q -x -p no:cacheprovider tests/python -k "${SAN_K:-cuda}" 2>&1 \
-    | tee "$OUT/$tool.log" | grep -E "ERROR SUMMARY|passed|failed|rror" | tail -5
+  PYTORCH_NO_CUDA_MEMORY_CACHING=1 timeout 300 compute-sanitizer --tool $tool --error-exitcode 9 \
+    python3 -m pytest -q -x -p no:cacheprovider tests/python/test_resample.py tests/python/test_fuse.py \
+    tests/python/test_voxelize.py -k "${SAN_K:-cuda}" 2>&1 | tee "$OUT/$tool.log" | grep -E "ERROR SUMMARY|passed|failed|rror" | tail -5
   echo "$tool exit: ${PIPESTATUS[0]}"
+done
+# Known: test_cuda_loader_after_a_failed_validation_and_a_validating_thread does not finish under memcheck
+# (it passes without the sanitizer); see BENCHMARKS.md, session 3.
+for t in $(python3 -m pytest --collect-only -q tests/python/test_loader.py -k cuda 2>/dev/null | grep '::'); do
+  PYTORCH_NO_CUDA_MEMORY_CACHING=1 timeout 60 compute-sanitizer --tool memcheck --error-exitcode 9 \
+    python3 -m pytest -q -x -p no:cacheprovider "$t" > "$OUT/memcheck_loader.log" 2>&1
+  echo "memcheck $t exit $? ($(grep -E 'ERROR SUMMARY' "$OUT/memcheck_loader.log" | tail -1))"
 done
 
 if [ -z "${SKIP_OPS_BENCH:-}" ]; then
@@ -33,11 +40,12 @@ if [ -z "${SKIP_OPS_BENCH:-}" ]; then
   echo "== benchmarks"
   python3 bench/bench_resample.py --gpu --json "$OUT/bench_resample.json" 2>&1 | tee "$OUT/bench_resample.log"
   python3 bench/bench_fuse.py --json "$OUT/bench_fuse.json" 2>&1 | tee "$OUT/bench_fuse.log"
+  python3 bench/bench_fuse.py --sweep-tiles 8,16 2>&1 | tee "$OUT/tile_sweep.log"  # GPU time per tile size
 fi
 if [ -z "${SKIP_LOADER_BENCH:-}" ]; then
   python3 -m robocache demo 2>&1 | tee "$OUT/demo.log"
   # targets (issue 6): the Loader >= 5x the DataLoader's samples/s, GPU busy >= 90% for a step >= 5 ms
-  python3 bench/bench_loader.py --device cuda --train --workers 8 --layers 6 2>&1 | tee "$OUT/bench_loader.log"
-  python3 bench/bench_loader.py --device cuda --workers 8 --cold 2>&1 | tee "$OUT/bench_loader_cold.log"
+  python3 bench/bench_loader.py --device cuda --train --workers 8 --layers 8 2>&1 | tee "$OUT/bench_loader.log"
+  python3 bench/bench_loader.py --device cuda --train --workers 8 --layers 8 --cold 2>&1 | tee "$OUT/bench_loader_cold.log"
 fi
 [ -n "${SKIP_VOXEL_BENCH:-}" ] || python3 bench/bench_voxelize.py --data .devdata/pointclouds 2>&1 | tee "$OUT/bench_voxelize.log"
