@@ -5,7 +5,8 @@
 // Data path of one batch, on one worker thread:
 //   store columns (memory-mapped .npy) -> the source rows covering each window, gathered (and images
 //   decoded) into a staging buffer (pinned host memory for CUDA) -> CUDA: cudaMemcpyAsync to the device on
-//   the worker's own stream -> resampling (fuse_multimodal) and voxelization (voxelize_dense) into an output
+//   the worker's own stream -> resampling (fuse_multimodal), voxelization (voxelize_dense) and, for images
+//   and voxel grids, the expansion of a batch's distinct frames / grids to [B, T, ...] into an output
 //   buffer -> an event recorded for the batch.
 // The consumer's `next` hands batches out in order; on CUDA the consumer's stream waits on the batch's
 // event (the host does not). Memory: at most `prefetch * num_threads` batches are built or ready ahead of

@@ -4,9 +4,9 @@ resampled onto one ``target_hz`` timeline.
 Python computes the windows and each epoch's order (seeded permutation, rank split, padding) with NumPy
 and hands the epoch's array of windows to the C++ pipeline (``src/loader/``, ``include/robocache/loader.h``),
 which does everything per sample: its worker threads read the source samples covering each window from
-the memory-mapped store, decode images, stage them (pinned memory for CUDA), copy them to the GPU on
-their own CUDA streams and resample / voxelize them there (or on the CPU), into output buffers that
-become PyTorch tensors without a copy (DLPack).
+the memory-mapped store, decode images (each distinct frame of a batch once), stage them (pinned memory
+for CUDA), copy them to the GPU on their own CUDA streams and resample / voxelize / expand them there (or
+on the CPU), into output buffers that become PyTorch tensors without a copy (DLPack).
 """
 
 from __future__ import annotations
