@@ -47,8 +47,7 @@ def gpu_only(torch):
     from bench_resample import floor_bytes as resample_floor, make_problem
 
     bw = copy_bandwidth(torch)
-    row = [f"tile work {os.environ.get('ROBOCACHE_RESAMPLE_TILE_WORK', 'default')}, "
-           f"order {os.environ.get('ROBOCACHE_RESAMPLE_ORDER', 'default')}:"]
+    row = [f"tile work {os.environ.get('ROBOCACHE_RESAMPLE_TILE_WORK', 'default')}:"]
     for label, spec in (("3 streams", THREE), ("8 streams", EIGHT)):
         streams, tgt = make(torch, spec)
         t = graph_time(lambda: rc.fuse_multimodal(streams, tgt, validate=False), torch)
@@ -68,18 +67,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json")
     ap.add_argument("--sweep-tiles", help="comma-separated ROBOCACHE_RESAMPLE_TILE_WORK values")
-    ap.add_argument("--sweep-order", default="0", help="comma-separated ROBOCACHE_RESAMPLE_ORDER values (1: narrowest "
-                    "streams' blocks first)")
     ap.add_argument("--gpu-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     import torch
 
     if args.sweep_tiles:
         import subprocess
-        for order in args.sweep_order.split(","):
-            for v in args.sweep_tiles.split(","):
-                subprocess.run([sys.executable, __file__, "--gpu-only"], check=True,
-                               env=dict(os.environ, ROBOCACHE_RESAMPLE_TILE_WORK=v, ROBOCACHE_RESAMPLE_ORDER=order))
+        for v in args.sweep_tiles.split(","):
+            subprocess.run([sys.executable, __file__, "--gpu-only"], check=True,
+                           env=dict(os.environ, ROBOCACHE_RESAMPLE_TILE_WORK=v))
         return
     if args.gpu_only:
         return gpu_only(torch)

@@ -457,11 +457,6 @@ int tile_work() {
   return work;
 }
 
-bool narrow_first() {
-  static const bool v = env_int("ROBOCACHE_RESAMPLE_ORDER", 0, 1, 0) == 1;
-  return v;
-}
-
 // Tiles (targets per block) for the streams of one launch: about tile_work() elements or vectors per thread
 // (at most kMaxTile targets), then halved, largest first, while the launch would not fill every
 // multiprocessor with kMinBlocks blocks (`min_blocks`), down to 16 targets.
@@ -493,13 +488,8 @@ template <class DT, class TT, class TG>
 Status launch_group(const ResampleArgs* args, const int* idx, int n, int64_t min_blocks, cudaStream_t stream) {
   StreamTable table;
   table.n = n;
-  // Block order: the streams as given, or (ROBOCACHE_RESAMPLE_ORDER=1) the narrowest first, so that their
-  // blocks, short and bound by search latency, run while the wide streams' blocks stream, not at the end.
-  int order[kMaxStreams];
-  for (int j = 0; j < n; ++j) order[j] = idx[j];
-  if (narrow_first()) std::stable_sort(order, order + n, [&](int x, int y) { return args[x].D < args[y].D; });
   for (int j = 0; j < n; ++j) {
-    table.s[j] = args[order[j]];
+    table.s[j] = args[idx[j]];
     table.vec[j] = vector_mode(table.s[j]);
     if (table.s[j].D * kMaxTile >= (int64_t{1} << 31)) {
       return invalid_argument("resample (CUDA): D = ", table.s[j].D, " channels per sample is more than this "
