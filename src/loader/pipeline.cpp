@@ -523,6 +523,7 @@ void LoaderPipeline::Impl::worker_main(Worker* w) {
       r.status = runtime_error("building batch ", i, ": ", e.what());
     }
     r.stream = w->stream;
+    ++built;  // before the batch is published: a consumer that took it sees it counted
     bool keep = false;
     {
       // decided under `mu`, but a stale batch's buffer is released after it: release() records an event
@@ -537,7 +538,6 @@ void LoaderPipeline::Impl::worker_main(Worker* w) {
     if (!keep && r.buf != nullptr) pool->release(r.buf, r.stream);
     lock.lock();
     --building;
-    ++built;
     if (building == 0) idle_cv.notify_all();
   }
 }
