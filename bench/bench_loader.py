@@ -71,8 +71,9 @@ class NumpyWindows(torch.utils.data.Dataset):
         for n, c in zip(self.streams, cols):
             a, b = int(c.episodes[e]), int(c.episodes[e + 1])
             ts = np.asarray(c.timestamps[a:b])
-            if c.kind != "tensor" or self.methods.get(n) == "hold":
-                idx = np.clip(np.searchsorted(ts, tgt, "right") - 1, 0, b - a - 1) + a
+            hold = c.kind != "tensor" or self.methods.get(n) == "hold"
+            if hold:  # with the Loader's default tolerance_s
+                idx = np.clip(np.searchsorted(ts, tgt + 1e-4, "right") - 1, 0, b - a - 1) + a
                 if c.kind == "pointcloud":
                     g = self.voxelize[n]
                     size, origin, dims = np.broadcast_to(g["voxel_size"], 3), np.asarray(g["origin"]), g["grid_size"]
@@ -99,7 +100,7 @@ class NumpyWindows(torch.utils.data.Dataset):
                 v = np.stack([np.interp(tgt, ts[lo:hi], d[:, k]) for k in range(d.shape[1])], 1).astype(d.dtype)
                 v = v.reshape((self.T,) + c.shape)
             out[n] = torch.from_numpy(v)
-            out[n + ".mask"] = torch.from_numpy((tgt >= ts[0]) & (tgt <= ts[-1]))
+            out[n + ".mask"] = torch.from_numpy((tgt >= ts[0] - (1e-4 if hold else 0.0)) & (tgt <= ts[-1]))
         return out
 
 

@@ -41,7 +41,7 @@ class PyPipeline {
   // streams: list of (name, method, quat_channel, voxel) with voxel None or
   // (voxel_size[3], origin[3], grid_size[3], mode)
   PyPipeline(const std::string& store, nb::list streams, int64_t batch_size, int64_t steps, double target_hz,
-             const std::string& device, int num_threads, int prefetch, nb::handle origin) {
+             const std::string& device, int num_threads, int prefetch, nb::handle origin, double tolerance_s) {
     LoaderOptions o;
     o.store = store;
     o.batch_size = batch_size;
@@ -50,6 +50,7 @@ class PyPipeline {
     o.device = parse_device(device);
     o.num_threads = num_threads;
     o.prefetch = prefetch;
+    o.tolerance_s = tolerance_s;
     for (nb::handle h : streams) {
       nb::tuple t = nb::cast<nb::tuple>(h);
       LoaderStream s;
@@ -157,9 +158,11 @@ class PyPipeline {
 
 void bind_loader(nb::module_& m) {
   nb::class_<PyPipeline>(m, "LoaderPipeline")
-      .def(nb::init<const std::string&, nb::list, int64_t, int64_t, double, const std::string&, int, int, nb::handle>(),
+      .def(nb::init<const std::string&, nb::list, int64_t, int64_t, double, const std::string&, int, int, nb::handle,
+                    double>(),
            nb::arg("store"), nb::arg("streams"), nb::arg("batch_size"), nb::arg("steps"), nb::arg("target_hz"),
-           nb::arg("device"), nb::arg("num_threads"), nb::arg("prefetch"), nb::arg("origin"))
+           nb::arg("device"), nb::arg("num_threads"), nb::arg("prefetch"), nb::arg("origin"),
+           nb::arg("tolerance_s"))
       .def("start", &PyPipeline::start, nb::arg("episodes"), nb::arg("starts"))
       .def("next", &PyPipeline::next, nb::arg("run"), nb::arg("stream"))
       .def("cancel", &PyPipeline::cancel, nb::arg("run"))

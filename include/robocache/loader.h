@@ -59,6 +59,10 @@ struct LoaderOptions {
   Device device;           // cpu, or cuda:N
   int num_threads = 1;     // worker threads
   int prefetch = 2;        // batches built ahead per worker thread
+  // Hold: a sample up to this many seconds after a target counts as at the target (recorded timestamps
+  // carry rounding: float32 seconds, PTS rounded to ns), so a stream sampled on the target grid is not
+  // read one sample late. >= 0; 0 is the exact "last sample at or before the target".
+  double tolerance_s = 1e-4;
   // Per episode: the time of its first sample over the selected streams (the windows' origin), in the
   // streams' unit: origin_ns for int64-nanosecond stores, origin_s for float64-second stores.
   std::vector<int64_t> origin_ns;

@@ -55,7 +55,11 @@ class Loader:
     ``methods[name]`` (default ``"linear"``; ``"slerp"`` for quaternions, see ``quat_channels``);
     integer/bool streams, encoded images and point clouds with ``"hold"`` (or ``"nearest"``); images are
     decoded to uint8 ``[B, T, H, W, C]`` (every image of a stream must have the shape of its first).
-    Boundary: clamp.
+    Boundary: clamp. ``"hold"`` takes the last sample at or before each target, where a sample up to
+    ``tolerance_s`` (default 1e-4 s, LeRobot's default tolerance) after the target counts as at it: recorded
+    timestamps carry rounding (float32 seconds, video PTS rounded to nanoseconds), and a camera sampled on the
+    target grid must not be read one frame late; that stream's pad mask starts ``tolerance_s`` earlier too.
+    ``tolerance_s=0`` is the exact rule.
 
     Point-cloud streams (variable-size ``[N_i, 3 + C]`` clouds, see :func:`robocache.store.write_store`) must be
     voxelized: ``voxelize={name: dict(voxel_size=s or (sx, sy, sz), grid_size=(X, Y, Z), origin=(0, 0, 0),
@@ -112,7 +116,7 @@ class Loader:
                  methods: Optional[Dict[str, str]] = None, quat_channels: Optional[Dict[str, int]] = None,
                  stride: Optional[float] = None, edges: str = "inside", verify: bool = True,
                  rank: Optional[int] = None, world_size: Optional[int] = None,
-                 voxelize: Optional[Dict[str, dict]] = None):
+                 voxelize: Optional[Dict[str, dict]] = None, tolerance_s: float = 1e-4):
         self.store = store if isinstance(store, Store) else open_store(store, verify=verify)
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
@@ -124,6 +128,10 @@ class Loader:
             raise ValueError(f"stride must be a finite number of seconds > 0, got {stride!r}")
         if isinstance(prefetch, bool) or not isinstance(prefetch, (int, np.integer)) or prefetch < 1:
             raise ValueError(f"prefetch must be an integer >= 1, got {prefetch!r}")
+        if isinstance(tolerance_s, bool) or not isinstance(tolerance_s, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(tolerance_s) or tolerance_s < 0:
+            raise ValueError(f"tolerance_s must be a finite number of seconds >= 0, got {tolerance_s!r}")
+        self.tolerance_s = float(tolerance_s)
         if num_threads is not None and (not isinstance(num_threads, (int, np.integer)) or num_threads < 1):
             raise ValueError(f"num_threads must be None or an integer >= 1, got {num_threads!r}")
         self.batch_size, self.target_hz, self.window = int(batch_size), float(target_hz), float(window)
@@ -153,7 +161,7 @@ class Loader:
         # opens the store's columns in C++ (memory maps, headers checked against the manifest) and checks the
         # plan; the worker threads start with the first iteration
         self._pipe = _C.LoaderPipeline(self.store.path, specs, self.batch_size, self.T, self.target_hz, self.device,
-                                       self.num_threads, self.prefetch, self._origin)
+                                       self.num_threads, self.prefetch, self._origin, self.tolerance_s)
 
     # ------------------------------------------------------------------------------------------ checks
     @staticmethod

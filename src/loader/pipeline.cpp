@@ -134,6 +134,9 @@ struct LoaderPipeline::Impl {
 
   ~Impl();
   bool host_written(PlanKind kind) const;
+  // Hold streams' sample times are moved earlier by the tolerance (so a sample up to tolerance_s after a
+  // target is taken at it), and so is the start of their pad mask; other methods keep exact times.
+  double hold_shift(const Plan& pl) const { return pl.spec.method == InterpMethod::Hold ? opt.tolerance_s : 0.0; }
   Status decode_frame(const Plan& pl, int64_t row, uint8_t* to) const;
   Status init();
   loader::Layout layout(int64_t rows) const;
@@ -235,6 +238,8 @@ Status LoaderPipeline::Impl::init() {
     return invalid_argument("target_hz must be a finite number > 0, got ", o.target_hz);
   if (o.num_threads < 1) return invalid_argument("num_threads must be >= 1, got ", o.num_threads);
   if (o.prefetch < 1) return invalid_argument("prefetch must be >= 1, got ", o.prefetch);
+  if (!(o.tolerance_s >= 0) || !std::isfinite(o.tolerance_s))
+    return invalid_argument("tolerance_s must be a finite number of seconds >= 0, got ", o.tolerance_s);
   if (o.streams.empty()) return invalid_argument("streams is empty: name at least one stream of the store");
   cuda = o.device.is_cuda();
 #ifndef ROBOCACHE_WITH_CUDA
@@ -615,7 +620,8 @@ Status LoaderPipeline::Impl::build(Worker* w, int64_t batch, uint64_t run, Ready
       const Window& wd = win[p * rows + j];
       const int64_t len = wd.hi - wd.lo;
       rel.resize(static_cast<size_t>(len));
-      for (int64_t i = 0; i < len; ++i) rel[i] = rel_time(s, wd, wd.lo + i, ns);
+      const double shift = hold_shift(pl);
+      for (int64_t i = 0; i < len; ++i) rel[i] = rel_time(s, wd, wd.lo + i, ns) - shift;
       const ops::TimeRow<double> row{rel.data(), 1};
       for (int64_t k = 0; k < T; ++k) {
         const int64_t ub = ops::upper_bound(row, 0, len, tgt[k]);
@@ -717,7 +723,7 @@ Status LoaderPipeline::Impl::build(Worker* w, int64_t batch, uint64_t run, Ready
     bool* mask = reinterpret_cast<bool*>(host_direct + L.mask[p]);
     for (int64_t j = 0; j < rows; ++j) {
       const Window& wd = win[p * rows + j];
-      const double e0 = rel_time(s, wd, wd.a, ns), e1 = rel_time(s, wd, wd.b - 1, ns);
+      const double e0 = rel_time(s, wd, wd.a, ns) - hold_shift(pl), e1 = rel_time(s, wd, wd.b - 1, ns);
       for (int64_t k = 0; k < T; ++k) mask[j * T + k] = tgt[k] >= e0 - 1e-9 && tgt[k] <= e1 + 1e-9;
     }
     if (pl.kind == PlanKind::Resample) {
@@ -735,7 +741,7 @@ Status LoaderPipeline::Impl::build(Worker* w, int64_t batch, uint64_t run, Ready
         for (int64_t i = 0; i < v.S; ++i) {
           const int64_t r = wd.lo + std::min(i, len - 1);  // padded with the last sample, which lengths exclude
           if (i >= len) std::memcpy(data + static_cast<size_t>(j * v.S + i) * row_bytes, s.data + r * row_bytes, row_bytes);
-          times[j * v.S + i] = rel_time(s, wd, r, ns);
+          times[j * v.S + i] = rel_time(s, wd, r, ns) - hold_shift(pl);
         }
       }
     } else if (pl.kind == PlanKind::Gather) {

@@ -65,8 +65,9 @@ def to_s(t, base):
     return (t - base).astype(np.float64) * 1e-9 if t.dtype == np.int64 else t.astype(np.float64) - base
 
 
-def check_batch(batch, episodes, streams, methods, hz, T, decode=None, ns=False, atol=1e-5):
-    """Compares one batch, row by row, with the reference on the source episodes."""
+def check_batch(batch, episodes, streams, methods, hz, T, decode=None, ns=False, atol=1e-5, tol=1e-4):
+    """Compares one batch, row by row, with the reference on the source episodes. `tol`: the loader's
+    tolerance_s (hold takes a sample up to tol after a target as at it; its pad mask starts tol earlier)."""
     for j, (e, start) in enumerate(zip(batch["episode"].tolist(), batch["start_time"].tolist())):
         ep = episodes[e]
         if ns:
@@ -80,12 +81,14 @@ def check_batch(batch, episodes, streams, methods, hz, T, decode=None, ns=False,
             data, ts = ep[n][0], rel[n]
             got = batch[n][j].cpu().numpy()
             mask = batch["masks"][n][j].cpu().numpy()
-            np.testing.assert_array_equal(mask, (tgt >= ts[0] - 1e-9) & (tgt <= ts[-1] + 1e-9), err_msg=n)
             m = methods.get(n, "linear")
-            if isinstance(data, list) or m == "hold":
-                # zero-order hold; a target within 1e-9 s of a sample time (a tie that rounding decides)
-                # may take either neighbour
-                lo, hi = (np.clip(np.searchsorted(ts, tgt + d, "right") - 1, 0, len(ts) - 1) for d in (-1e-9, 1e-9))
+            hold = isinstance(data, list) or m == "hold"
+            early = tol if hold else 0.0
+            np.testing.assert_array_equal(mask, (tgt >= ts[0] - early - 1e-9) & (tgt <= ts[-1] + 1e-9), err_msg=n)
+            if hold:
+                # zero-order hold with the tolerance; a target within 1e-9 s of that edge (a tie that rounding
+                # decides) may take either neighbour
+                lo, hi = (np.clip(np.searchsorted(ts, tgt + tol + d, "right") - 1, 0, len(ts) - 1) for d in (-1e-9, 1e-9))
                 pick = (lambda i: decode(data[i])) if isinstance(data, list) else (lambda i: np.asarray(data)[i])
                 for k in range(len(tgt)):
                     if not (np.array_equal(got[k], pick(lo[k])) or np.array_equal(got[k], pick(hi[k]))):
@@ -347,6 +350,45 @@ def test_error_in_a_worker_is_raised_not_hung(multirate):
     data.flush()
     with pytest.raises(OSError, match=r"cam\[0\] in store .*: not a JPEG or PNG image"):
         Loader(st.path, batch_size=3, window=0.5, target_hz=19, streams=["cam"], verify=False)
+
+
+def late_grid_episodes(n=3, hz=30.0, late=1e-6):
+    """Streams sampled on a 30 Hz grid whose recorded times are `late` s after the grid (as float32 seconds or
+    PTS rounded up to ns record them), plus a clock exactly on the grid that sets each episode's origin. The
+    values are the frame numbers, so a batch says which sample each target took."""
+    eps = []
+    for e in range(n):
+        S = 20 + 7 * e
+        t = np.arange(S) / hz
+        frames = [store._png(np.full((2, 3, 3), i, dtype=np.uint8)) for i in range(S)]
+        eps.append({"clock": (np.zeros((S, 1), np.float32), t),
+                    "value": (np.arange(S, dtype=np.float32)[:, None], t + late),
+                    "index": (np.arange(S, dtype=np.int32)[:, None], t + late),
+                    "cam": (frames, t + late)})
+    return eps
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=requires_cuda)])
+def test_hold_takes_a_sample_recorded_just_after_its_target(tmp_path, device):
+    """A camera (and an integer and a float stream) on the target grid, recorded 1 us late: with the default
+    tolerance_s every target takes the sample of its own grid step, as LeRobot's tolerance does; with
+    tolerance_s=0 (the exact rule) it takes the one before."""
+    st = store.write_store(tmp_path / "late", late_grid_episodes(), encodings={"cam": "png"})
+    names = ["clock", "value", "index", "cam"]
+    kw = dict(batch_size=4, window=0.4, target_hz=30, streams=names, methods={"value": "hold", "index": "hold",
+              "cam": "hold"}, shuffle=False, device=device)
+    for tol, behind in ((1e-4, 0), (0.0, 1)):
+        for batch in Loader(st, tolerance_s=tol, **kw):
+            for j, start in enumerate(batch["start_time"].tolist()):
+                step = np.rint(start * 30 + np.arange(12)).astype(int)  # the grid step of each target
+                want = np.maximum(step - behind, 0)
+                assert batch["value"][j, :, 0].cpu().numpy().tolist() == want.tolist()
+                assert batch["index"][j, :, 0].cpu().numpy().tolist() == want.tolist()
+                assert batch["cam"][j, :, 0, 0, 0].cpu().numpy().tolist() == want.tolist()
+                # the pad mask: with the tolerance the first sample covers the target just before it
+                assert bool(batch["masks"]["cam"][j, 0]) == (tol > 0 or start > 0)
+    with pytest.raises(ValueError, match=r"tolerance_s must be a finite number of seconds >= 0, got -1"):
+        Loader(st, tolerance_s=-1, **kw)
 
 
 @requires_cuda
@@ -623,7 +665,8 @@ def test_point_cloud_stream_voxelized(tmp_path, rng, mode):
             tgt = start + np.arange(L.T) / 20 + origin
             for k in range(L.T):
                 if method == "hold":
-                    cands = {int(np.clip(np.searchsorted(ts, tgt[k] + d, "right") - 1, 0, len(ts) - 1)) for d in (-1e-9, 1e-9)}
+                    cands = {int(np.clip(np.searchsorted(ts, tgt[k] + 1e-4 + d, "right") - 1, 0, len(ts) - 1))
+                             for d in (-1e-9, 1e-9)}  # the loader's default tolerance_s
                 else:
                     i = int(np.clip(np.searchsorted(ts, tgt[k]), 1, len(ts) - 1))
                     cands = {i - 1, i} if abs(ts[i] - tgt[k]) - abs(tgt[k] - ts[i - 1]) < 1e-9 and \
@@ -639,8 +682,9 @@ def test_point_cloud_stream_voxelized(tmp_path, rng, mode):
                     else:
                         ok |= np.allclose(got, ref, rtol=1e-5, atol=1e-5)
                 assert ok, f"episode {e}, start {start}, target {k}: not the grid of cloud(s) {sorted(cands)}"
+            early = 1e-4 if method == "hold" else 0.0  # the loader's default tolerance_s
             np.testing.assert_array_equal(batch["masks"]["lidar"][j].numpy(),
-                                          (tgt >= ts[0] - 1e-9) & (tgt <= ts[-1] + 1e-9))
+                                          (tgt >= ts[0] - early - 1e-9) & (tgt <= ts[-1] + 1e-9))
         n += len(batch["episode"])
     assert n == L.num_windows
 

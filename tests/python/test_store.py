@@ -375,13 +375,14 @@ def test_convert_lerobot_videos_skip_warns_and_raw_stores_every_frame(tmp_path):
 
     from robocache import Loader
 
-    # frames nearest to each target time (targets on the frame grid may sit an ulp before a frame's time,
-    # where "hold" would take the frame before)
-    batch = next(iter(Loader(st, batch_size=3, window=0.5, target_hz=fps, streams=["observation.state", key],
-                             methods={key: "nearest"}, device="cpu", shuffle=False)))
-    got = batch[key].numpy()  # [B, T, H, W, 3]
-    assert got.shape == (3, 15, 64, 96, 3)
-    for b in range(3):
-        e, t0 = int(batch["episode"][b]), float(batch["start_time"][b])
-        want = [e * n + int(np.rint((t0 + i / fps) * fps)) for i in range(15)]
-        assert [frame_number(f) for f in got[b]] == want
+    # the frame of each target's grid step, by "nearest" and by "hold" (targets on the frame grid may sit an
+    # ulp before a frame's time: hold's default tolerance_s takes that frame, not the one before)
+    for method in ("nearest", "hold"):
+        batch = next(iter(Loader(st, batch_size=3, window=0.5, target_hz=fps, streams=["observation.state", key],
+                                 methods={key: method}, device="cpu", shuffle=False)))
+        got = batch[key].numpy()  # [B, T, H, W, 3]
+        assert got.shape == (3, 15, 64, 96, 3)
+        for b in range(3):
+            e, t0 = int(batch["episode"][b]), float(batch["start_time"][b])
+            want = [e * n + int(np.rint((t0 + i / fps) * fps)) for i in range(15)]
+            assert [frame_number(f) for f in got[b]] == want, method
