@@ -1,5 +1,9 @@
 """Array-library plumbing: which library an input belongs to, allocation with that library on the
-input's device, and the caller's current CUDA stream. RoboCache never copies data between devices."""
+input's device, and the caller's current CUDA stream. RoboCache never copies data between devices.
+
+JAX arrays (CPU devices; JAX on a GPU is not supported yet) are read in place through DLPack. JAX buffers
+are immutable, so a result is written into a 64-byte-aligned NumPy buffer that ``finish`` hands to JAX
+without a copy (``jax.device_put`` aliases aligned host memory on the CPU)."""
 
 from __future__ import annotations
 
@@ -11,10 +15,11 @@ import numpy as np
 _NUMPY = "numpy"
 _TORCH = "torch"
 _CUPY = "cupy"
+_JAX = "jax"
 
 
 def library_of(x: Any) -> str:
-    """'numpy', 'torch' or 'cupy' for an array; raises TypeError for anything else."""
+    """'numpy', 'torch', 'cupy' or 'jax' for an array; raises TypeError for anything else."""
     t = type(x)
     if t is np.ndarray:
         return _NUMPY
@@ -24,11 +29,54 @@ def library_of(x: Any) -> str:
     cupy = sys.modules.get("cupy")
     if cupy is not None and isinstance(x, cupy.ndarray):
         return _CUPY
+    jax = sys.modules.get("jax")
+    if jax is not None and isinstance(x, jax.Array):
+        return _JAX
     if isinstance(x, np.ndarray):
         return _NUMPY
     raise TypeError(
-        f"expected a numpy.ndarray, torch.Tensor or cupy.ndarray, got {t.__module__}.{t.__qualname__}"
+        f"expected a numpy.ndarray, torch.Tensor, cupy.ndarray or jax.Array, got {t.__module__}.{t.__qualname__}"
     )
+
+
+def check_jax(x: Any, name: str) -> None:
+    """A JAX input must live on a CPU device (the JAX GPU path is not built yet): never a silent copy."""
+    platforms = sorted({d.platform for d in x.devices()})
+    if platforms != ["cpu"]:
+        raise ValueError(f"{name} is a JAX array on {'/'.join(platforms)}; RoboCache takes JAX arrays on the CPU "
+                         "only for now (on a GPU, pass torch or CuPy arrays, e.g. through DLPack)")
+
+
+def check_jax_inputs(**arrays: Any) -> None:
+    """check_jax for each named argument that is a JAX array."""
+    for name, x in arrays.items():
+        if x is not None and library_of(x) == _JAX:
+            check_jax(x, name)
+
+
+def reject_jax_out(out: Any, name: str = "out") -> None:
+    """JAX arrays are immutable: they cannot be written in place."""
+    if out is not None and library_of(out) == _JAX:
+        raise TypeError(f"{name} is a jax.Array, which is immutable and cannot be written in place; leave {name} "
+                        "unset to get a new JAX array")
+
+
+def _aligned_empty(shape: tuple, dtype: Any) -> np.ndarray:
+    """np.empty whose data is 64-byte aligned (what JAX's CPU client needs to alias it)."""
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    raw = np.empty(n + 64, dtype=np.uint8)
+    off = (-raw.ctypes.data) % 64
+    return raw[off:off + n].view(dtype).reshape(shape)
+
+
+def finish(x: Any, lib: str) -> Any:
+    """The result as the caller's library: JAX gets the NumPy buffer RoboCache wrote, without a copy."""
+    if lib != _JAX or x is None:
+        return x
+    import jax
+
+    return jax.device_put(x, jax.devices("cpu")[0])
 
 
 def as_array(x: Any, like: Any, lib: str, name: str, dtype: Any = None) -> Any:
@@ -51,24 +99,36 @@ def as_array(x: Any, like: Any, lib: str, name: str, dtype: Any = None) -> Any:
         import torch
 
         return torch.as_tensor(np.asarray(x, dtype=dtype), device=like.device)
+    if lib == _JAX:
+        return finish(_copy_aligned(np.asarray(x, dtype=dtype)), lib)
     import cupy
 
     with cupy.cuda.Device(like.device.id):
         return cupy.asarray(np.asarray(x, dtype=dtype))
 
 
-def empty(shape: tuple, like: Any, lib: str, boolean: bool = False) -> Any:
-    """An uninitialised array of `like`'s library, device and (unless boolean) dtype."""
+def _copy_aligned(a: np.ndarray) -> np.ndarray:
+    out = _aligned_empty(a.shape, a.dtype)
+    out[...] = a
+    return out
+
+
+def empty(shape: tuple, like: Any, lib: str, boolean: bool = False, dtype: Any = None) -> Any:
+    """An uninitialised array of `like`'s library, device and dtype (bool if `boolean`, else `dtype` by
+    name where given). For JAX, the NumPy buffer that finish() hands over."""
     if lib == _NUMPY:
-        return np.empty(shape, dtype=bool if boolean else like.dtype)
+        return np.empty(shape, dtype=bool if boolean else like.dtype if dtype is None else np.dtype(dtype))
+    if lib == _JAX:
+        return _aligned_empty(shape, bool if boolean else like.dtype if dtype is None else np.dtype(dtype))
     if lib == _TORCH:
         import torch
 
-        return torch.empty(shape, dtype=torch.bool if boolean else like.dtype, device=like.device)
+        return torch.empty(shape, dtype=torch.bool if boolean else like.dtype if dtype is None else getattr(torch, dtype),
+                           device=like.device)
     import cupy
 
     with cupy.cuda.Device(like.device.id):
-        return cupy.empty(shape, dtype=bool if boolean else like.dtype)
+        return cupy.empty(shape, dtype=bool if boolean else like.dtype if dtype is None else np.dtype(dtype))
 
 
 def current_stream(x: Any, lib: str) -> int:
@@ -110,7 +170,13 @@ def torch_codes() -> dict:
 def native(x: Any, lib: str) -> Any:
     """What the native module takes for an array argument. A torch tensor travels as a descriptor
     (data_ptr, dtype code, device, shape, strides): reading those attributes costs ~0.5 us, against
-    2-5 us for tensor.__dlpack__(), which dominated small calls. Other arrays go through DLPack."""
+    2-5 us for tensor.__dlpack__(), which dominated small calls. So does a NumPy bfloat16 array (the
+    ml_dtypes type JAX uses), which neither the buffer protocol nor NumPy's DLPack export carries. Other
+    arrays go through DLPack."""
+    if type(x) is np.ndarray and x.dtype.name == "bfloat16":
+        if any(st % 2 for st in x.strides):
+            raise ValueError(f"a bfloat16 array with strides {x.strides} (bytes) that are not whole elements")
+        return (x.ctypes.data, 1, -1, x.shape, tuple(st // 2 for st in x.strides))
     if lib != _TORCH or x is None:
         return x
     codes = torch_codes()

@@ -7,7 +7,8 @@ import sys
 from typing import Any, Optional
 
 from . import _C
-from ._arrays import _TORCH_CODES, as_array, current_stream, empty, library_of, native, torch_codes
+from ._arrays import (_TORCH_CODES, as_array, check_jax_inputs, current_stream, empty, finish, library_of, native,
+                      reject_jax_out, torch_codes)
 
 __all__ = ["resample_trajectories", "resample_rotations", "fuse_multimodal"]
 
@@ -82,15 +83,18 @@ def resample_trajectories(
                                          _raw_stream(dd[2]) if dd[2] >= 0 else 0)
                 return out
     lib = library_of(data)
+    reject_jax_out(out)
     src_t = as_array(src_t, data, lib, "src_t")
-    tgt_t = as_array(tgt_t, data, lib, "tgt_t", dtype=getattr(src_t, "dtype", None) if lib == "numpy" else None)
+    tgt_t = as_array(tgt_t, data, lib, "tgt_t", dtype=getattr(src_t, "dtype", None) if lib in ("numpy", "jax") else None)
     src_lengths = as_array(src_lengths, data, lib, "src_lengths", dtype="int64")
+    check_jax_inputs(data=data, src_t=src_t, tgt_t=tgt_t, src_lengths=src_lengths)
     if data.ndim not in (2, 3):
         raise ValueError(f"data must have shape [B, S, D] or [S, D], got {list(data.shape)}")
     if tgt_t.ndim not in (1, 2):
         raise ValueError(f"tgt_t must have shape [B, T] or [T], got {list(tgt_t.shape)}")
     shape = _result_shape(data, tgt_t)
-    if out is None:
+    allocated = out is None
+    if allocated:
         out = empty(shape, data, lib)
     mask = empty(shape[:-1], data, lib, boolean=True) if return_mask else None
     _C.resample_trajectories(
@@ -107,7 +111,9 @@ def resample_trajectories(
         -1 if quat_channel is None else int(quat_channel),
         current_stream(data, lib),
     )
-    return (out, mask) if return_mask else out
+    if allocated:
+        out = finish(out, lib)
+    return (out, finish(mask, lib)) if return_mask else out
 
 
 def _result_shape(data, tgt_t) -> tuple:
@@ -220,6 +226,7 @@ def fuse_multimodal(
             raise ValueError(f"stream '{name}' has data of shape {list(data.shape)} but stream '{names[0]}' has "
                              f"{list(first.shape)}; all streams need the same batch size B")
     tgt_t = as_array(tgt_t, first, lib, "tgt_t")
+    check_jax_inputs(tgt_t=tgt_t)
     if tgt_t.ndim not in (1, 2):
         raise ValueError(f"tgt_t must have shape [B, T] or [T], got {list(tgt_t.shape)}")
     method_list = _per_stream(methods, names, "methods", "linear")
@@ -243,6 +250,7 @@ def fuse_multimodal(
     for k, (name, (data, t, lengths)) in enumerate(zip(names, entries)):
         t = as_array(t, data, lib, f"stream '{name}' t")
         lengths = as_array(lengths, data, lib, f"stream '{name}' lengths", dtype="int64")
+        check_jax_inputs(**{f"stream '{name}' data": data, f"stream '{name}' t": t, f"stream '{name}' lengths": lengths})
         q = quat_list[k]
         desc.append((name, native(data, lib), native(t, lib), native(lengths, lib), native(outs[k], lib),
                      None if masks is None else native(masks[k], lib), method_list[k], -1 if q is None else int(q)))
@@ -251,7 +259,7 @@ def fuse_multimodal(
     def per_stream(values):
         return dict(zip([k for k, _ in items], values)) if named else list(values)
 
-    result = out if concat else per_stream(outs)
+    result = finish(out, lib) if concat else per_stream([finish(o, lib) for o in outs])
     if return_mask:
-        return result, per_stream([masks[k] for k in range(len(entries))])
+        return result, per_stream([finish(masks[k], lib) for k in range(len(entries))])
     return result

@@ -16,7 +16,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from . import _C
-from ._arrays import as_array, current_stream, library_of
+from ._arrays import as_array, check_jax, check_jax_inputs, current_stream, empty, finish, library_of
 
 __all__ = ["voxelize_point_cloud", "voxel_downsample", "hard_voxelize"]
 
@@ -54,22 +54,10 @@ def _positive_sizes(voxel_size: Any) -> tuple:
     return vs
 
 
-def _empty(shape: tuple, like: Any, lib: str, dtype: Optional[str] = None) -> Any:
-    """Uninitialised array of `like`'s library and device; `dtype` by name, or like's dtype."""
-    if lib == "numpy":
-        return np.empty(shape, dtype=like.dtype if dtype is None else np.dtype(dtype))
-    if lib == "torch":
-        import torch
-
-        return torch.empty(shape, dtype=like.dtype if dtype is None else getattr(torch, dtype), device=like.device)
-    import cupy
-
-    with cupy.cuda.Device(like.device.id):
-        return cupy.empty(shape, dtype=like.dtype if dtype is None else np.dtype(dtype))
-
-
 def _check_backend(x: Any, lib: str, backend: Optional[str]) -> None:
     """`backend` must name the device the input is on: RoboCache never copies between devices."""
+    if lib == "jax":
+        check_jax(x, "points")
     if backend is None or backend == "auto":
         return
     if backend not in ("cpu", "cuda"):
@@ -141,6 +129,7 @@ def voxelize_point_cloud(
         raise ValueError(f"points must have shape [N, 3] or [B, N, 3], got {list(points.shape)}")
     features = as_array(features, points, lib, "features")
     lengths = as_array(lengths, points, lib, "lengths", dtype="int64")
+    check_jax_inputs(features=features, lengths=lengths)
     batched = points.ndim == 3
     lead = (points.shape[0],) if batched else ()
     grid_shape = lead + gs
@@ -159,22 +148,22 @@ def voxelize_point_cloud(
             f"a dense grid of shape {list(out_shape)} needs about {nbytes / 2**40:.3g} TiB; {hint}"
         )
     try:
-        out = _empty(out_shape, out_like, lib, out_dtype)
-        count = _empty(grid_shape, points, lib, "int32") if return_count else None
+        out = empty(out_shape, out_like, lib, dtype=out_dtype)
+        count = empty(grid_shape, points, lib, dtype="int32") if return_count else None
     except (MemoryError, RuntimeError) as e:
         raise ValueError(
             f"could not allocate a dense grid of shape {list(out_shape)} ({nbytes / 2**30:.3g} GiB): {e}; {hint}"
         ) from e
-    dropped = _empty(lead, points, lib, "int64") if return_dropped else None
+    dropped = empty(lead, points, lib, dtype="int64") if return_dropped else None
     _C.voxelize_dense(
         points, features, lengths, vs, org, gs, mode, out, count, dropped, current_stream(points, lib)
     )
-    result = (out,)
+    result = (finish(out, lib),)
     if return_count:
-        result += (count,)
+        result += (finish(count, lib),)
     if return_dropped:
-        result += (dropped,)
-    return result if len(result) > 1 else out
+        result += (finish(dropped, lib),)
+    return result if len(result) > 1 else result[0]
 
 
 def voxel_downsample(
@@ -212,15 +201,16 @@ def voxel_downsample(
     if points.ndim != 2 or points.shape[-1] != 3:
         raise ValueError(f"points must have shape [N, 3], got {list(points.shape)}")
     features = as_array(features, points, lib, "features")
+    check_jax_inputs(features=features)
     n = points.shape[0]
-    out_points = _empty((n, 3), points, lib)
-    out_features = _empty((n, features.shape[-1]), features, lib) if features is not None and features.ndim == 2 else None
+    out_points = empty((n, 3), points, lib)
+    out_features = empty((n, features.shape[-1]), features, lib) if features is not None and features.ndim == 2 else None
     if features is not None and out_features is None:
         raise ValueError(f"features must have shape [N, C], got {list(features.shape)}")
     m = _C.voxel_downsample(points, vs, org, features, out_points, out_features, current_stream(points, lib))
     if features is None:
-        return out_points[:m]
-    return out_points[:m], out_features[:m]
+        return finish(out_points[:m], lib)
+    return finish(out_points[:m], lib), finish(out_features[:m], lib)
 
 
 def hard_voxelize(
@@ -267,11 +257,11 @@ def hard_voxelize(
     if points.ndim != 2 or points.shape[-1] < 3:
         raise ValueError(f"points must have shape [N, C] with C >= 3 (x, y, z first), got {list(points.shape)}")
     C = points.shape[-1]
-    voxels = _empty((int(max_voxels), int(max_points), C), points, lib)
-    coords = _empty((int(max_voxels), 3), points, lib, "int32")
-    num_points = _empty((int(max_voxels),), points, lib, "int32")
+    voxels = empty((int(max_voxels), int(max_points), C), points, lib)
+    coords = empty((int(max_voxels), 3), points, lib, dtype="int32")
+    num_points = empty((int(max_voxels),), points, lib, dtype="int32")
     m = _C.hard_voxelize(
         points, vs, rng, int(max_points), int(max_voxels), coord_order == "xyz", voxels, coords, num_points,
         current_stream(points, lib),
     )
-    return voxels[:m], coords[:m], num_points[:m]
+    return finish(voxels[:m], lib), finish(coords[:m], lib), finish(num_points[:m], lib)

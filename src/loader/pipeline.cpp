@@ -153,7 +153,9 @@ namespace {
 using namespace loader;
 
 // The window of row j of stream p: the sample at or before its start, the one at or after its end, and
-// everything between (as the Python reference, loader.py's former _read).
+// everything between (as the Python reference, loader.py's former _read); also every sample up to `late_s`
+// after the end (hold's tolerance: a sample that late counts as at the last target) and every repeat of
+// a time there (the later of equal times is the one taken).
 struct Window {
   int64_t a = 0, b = 0, lo = 0, hi = 0;
   int64_t t0_ns = 0;
@@ -161,7 +163,7 @@ struct Window {
 };
 
 Window find_window(const StoreStream& s, int64_t e, double start, bool ns, const LoaderOptions& o, double span_s,
-                   int64_t span_ns) {
+                   int64_t span_ns, double late_s) {
   Window w;
   w.a = s.episodes[e];
   w.b = s.episodes[e + 1];
@@ -171,16 +173,19 @@ Window find_window(const StoreStream& s, int64_t e, double start, bool ns, const
     const int64_t t1 = w.t0_ns + span_ns;
     const int64_t ub = std::upper_bound(ts + w.a, ts + w.b, w.t0_ns) - ts;
     const int64_t lb = std::lower_bound(ts + w.a, ts + w.b, t1) - ts;
+    // + 1 ns: the loader compares times in float64 seconds, which may round a sample this close either way
+    const int64_t late = std::upper_bound(ts + w.a, ts + w.b, t1 + static_cast<int64_t>(std::ceil(late_s * 1e9)) + 1) - ts;
     w.lo = std::max(ub - 1, w.a);
-    w.hi = std::max(std::min(lb + 1, w.b), w.lo + 1);
+    w.hi = std::max(std::max(std::min(lb + 1, w.b), late), w.lo + 1);
   } else {
     const auto* ts = static_cast<const double*>(s.timestamps);
     w.t0_s = o.origin_s[e] + start;
     const double t1 = w.t0_s + span_s;
     const int64_t ub = std::upper_bound(ts + w.a, ts + w.b, w.t0_s) - ts;
     const int64_t lb = std::lower_bound(ts + w.a, ts + w.b, t1) - ts;
+    const int64_t late = std::upper_bound(ts + w.a, ts + w.b, t1 + late_s + 1e-9) - ts;
     w.lo = std::max(ub - 1, w.a);
-    w.hi = std::max(std::min(lb + 1, w.b), w.lo + 1);
+    w.hi = std::max(std::max(std::min(lb + 1, w.b), late), w.lo + 1);
   }
   return w;
 }
@@ -274,6 +279,11 @@ Status LoaderPipeline::Impl::init() {
   span_s = static_cast<double>(T - 1) / o.target_hz;
   span_ns = static_cast<int64_t>(std::nearbyint(span_s * 1e9));
 
+  // a plan's staging hint: its windows reach hold's tolerance (and 2 ns of rounding) past the last target
+  const auto bound = [&](const Plan& p) {
+    const double late = hold_shift(p);
+    return window_bound(*p.s, E, ns, span_s + late + 2e-9, span_ns + static_cast<int64_t>(std::ceil(late * 1e9)) + 2);
+  };
   for (size_t i = 0; i < o.streams.size(); ++i) {
     Plan p;
     p.s = &store->streams()[i];
@@ -292,7 +302,7 @@ Status LoaderPipeline::Impl::init() {
           return invalid_argument("stream '", n, "' has ", s.width, " channels; slerp needs 4 or a quat_channel in [0, ",
                                   s.width - 4, "], got ", q);
       }
-      p.max_window = window_bound(s, E, ns, span_s, span_ns);
+      p.max_window = bound(p);
     } else if (p.spec.voxelize && s.kind != StoreKind::PointCloud) {
       return invalid_argument("voxelize['", n, "']: stream '", n, "' does not hold point clouds");
     } else if (!index_method) {
@@ -314,7 +324,7 @@ Status LoaderPipeline::Impl::init() {
       ROBOCACHE_RETURN_IF_ERROR(decode_image(s.data + s.items[0], static_cast<size_t>(s.items[1] - s.items[0]),
                                              n + "[0] in store " + o.store, &first));
       p.item_shape = first.shape;
-      p.max_window = window_bound(s, E, ns, span_s, span_ns);
+      p.max_window = bound(p);
     } else {  // point cloud
       if (!p.spec.voxelize)
         return invalid_argument("stream '", n, "' holds point clouds of varying size; voxelize it (voxelize={'", n,
@@ -345,7 +355,7 @@ Status LoaderPipeline::Impl::init() {
         p.item_shape.push_back(p.features);
       }
       for (int64_t r = 0; r < s.num_samples; ++r) p.max_points = std::max(p.max_points, s.items[r + 1] - s.items[r]);
-      p.max_window = window_bound(s, E, ns, span_s, span_ns);
+      p.max_window = bound(p);
     }
     p.item_bytes = static_cast<size_t>(p.out_type.bytes);
     for (int64_t d : p.item_shape) p.item_bytes *= static_cast<size_t>(d);
@@ -578,7 +588,8 @@ Status LoaderPipeline::Impl::build(Worker* w, int64_t batch, uint64_t run, Ready
   // 1. Every stream's window in every row.
   std::vector<Window> win(P * rows);
   for (size_t p = 0; p < P; ++p) {
-    for (int64_t j = 0; j < rows; ++j) win[p * rows + j] = find_window(*plans[p].s, eps[j], sts[j], ns, opt, span_s, span_ns);
+    for (int64_t j = 0; j < rows; ++j) win[p * rows + j] = find_window(*plans[p].s, eps[j], sts[j], ns, opt, span_s, span_ns,
+                                                                   hold_shift(plans[p]));
   }
 
   // 2. Sizes of the inputs the ops read: per Resample plan data [rows, S, D], times [rows, S], lengths

@@ -1,4 +1,5 @@
-"""Arrays of other libraries cross without copies: CuPy on the GPU (where installed), and DLPack in general."""
+"""Arrays of other libraries cross without copies: CuPy on the GPU and JAX on the CPU (where installed), and
+DLPack in general."""
 
 import numpy as np
 import pytest
@@ -39,5 +40,89 @@ def test_numpy_broadcast_views_are_read_in_place():
 
 
 def test_unsupported_array_types_are_named():
-    with pytest.raises(TypeError, match="expected a numpy.ndarray, torch.Tensor or cupy.ndarray, got builtins.str"):
+    with pytest.raises(TypeError, match="expected a numpy.ndarray, torch.Tensor, cupy.ndarray or jax.Array, got builtins.str"):
         rc.resample_trajectories("data", [0.0, 1.0], [0.5])
+
+
+@pytest.fixture
+def jax64():
+    """JAX with float64 enabled (float64 timestamps stay float64), restored afterwards."""
+    jax = pytest.importorskip("jax")
+    before = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    yield jax
+    jax.config.update("jax_enable_x64", before)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float64"])
+def test_jax_cpu_arrays_in_and_out(jax64, dtype):
+    """JAX CPU arrays are read through DLPack and the result is a jax.Array on the same CPU device, equal to
+    the float64 reference and to the NumPy call (bfloat16 through ml_dtypes, as JAX keeps it)."""
+    import jax.numpy as jnp
+    from resample_reference import resample_reference
+
+    rng = np.random.default_rng(11)
+    B, S, T, D = 3, 41, 19, 5
+    src_t = np.cumsum(rng.uniform(0.01, 0.05, (B, S)), 1)
+    src_t[1, 10] = src_t[1, 9]  # a repeated time
+    tgt_t = np.sort(rng.uniform(src_t[:, :1].max() - 0.05, src_t[:, -1:].min() + 0.05, (B, T)), 1)
+    data = rng.normal(size=(B, S, D)).astype(jnp.dtype(dtype))
+    want, want_mask = resample_reference(data.astype(np.float64), src_t, tgt_t, "linear", "clamp")
+    d, s, t = jnp.asarray(data), jnp.asarray(src_t), jnp.asarray(tgt_t)
+    assert s.dtype == jnp.float64
+    out, mask = rc.resample_trajectories(d, s, t, return_mask=True)
+    assert isinstance(out, jax64.Array) and out.dtype == d.dtype and out.shape == (B, T, D)
+    assert out.devices() == d.devices() and isinstance(mask, jax64.Array) and mask.dtype == jnp.bool_
+    tol = {"float32": 1e-5, "bfloat16": 1e-2, "float64": 1e-12}[dtype]
+    np.testing.assert_allclose(np.asarray(out).astype(np.float64), want, rtol=tol, atol=tol)
+    np.testing.assert_array_equal(np.asarray(out), rc.resample_trajectories(data, src_t, tgt_t))
+    np.testing.assert_array_equal(np.asarray(mask), want_mask)
+    # a column slice: read in place with its strides
+    np.testing.assert_array_equal(np.asarray(rc.resample_trajectories(d[:, :, 1:4], s, t)),
+                                  rc.resample_trajectories(data[:, :, 1:4], src_t, tgt_t))
+    fused = rc.fuse_multimodal({"a": (d, s), "b": (d[..., :2], s[0]), "c": (d[..., :1], s, jnp.asarray([S, 7, 30]))}, t,
+                               methods={"b": "hold"})
+    assert isinstance(fused, jax64.Array) and fused.shape == (B, T, D + 3)
+    np.testing.assert_array_equal(np.asarray(fused), rc.fuse_multimodal(
+        {"a": (data, src_t), "b": (data[..., :2], src_t[0]), "c": (data[..., :1], src_t, np.array([S, 7, 30]))},
+        tgt_t, methods={"b": "hold"}))
+
+
+def test_jax_bad_input_is_named(jax64):
+    import jax.numpy as jnp
+
+    d, s = jnp.zeros((2, 4, 3), jnp.float32), jnp.asarray(np.arange(4.0))
+    with pytest.raises(TypeError, match="out is a jax.Array, which is immutable"):
+        rc.resample_trajectories(d, s, jnp.asarray([0.5]), out=jnp.zeros((2, 1, 3), jnp.float32))
+    bad = np.arange(4.0)
+    bad[2] = 0.5
+    with pytest.raises(ValueError, match=r"src_t must be non-decreasing: src_t\[2\]"):
+        rc.resample_trajectories(d, jnp.asarray(bad), jnp.asarray([0.5]))
+
+
+def test_jax_point_clouds(jax64):
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(2)
+    pts = rng.uniform(-1, 1, (500, 3)).astype(np.float32)
+    feats = rng.normal(size=(500, 2)).astype(np.float32)
+    grid = dict(voxel_size=0.25, origin=(-1, -1, -1), grid_size=(8, 8, 8))
+    got, count = rc.voxelize_point_cloud(jnp.asarray(pts), jnp.asarray(feats), mode="mean", return_count=True, **grid)
+    want, want_count = rc.voxelize_point_cloud(pts, feats, mode="mean", return_count=True, **grid)
+    assert isinstance(got, jax64.Array) and isinstance(count, jax64.Array)
+    np.testing.assert_array_equal(np.asarray(got), want)
+    np.testing.assert_array_equal(np.asarray(count), want_count)
+    # counts against a plain loop
+    idx = np.floor((pts + 1) / 0.25).astype(int)
+    ref = np.zeros((8, 8, 8), np.int64)
+    for i, j, k in idx:
+        ref[i, j, k] += 1
+    np.testing.assert_array_equal(np.asarray(count), ref)
+    down = rc.voxel_downsample(jnp.asarray(pts), 0.5)
+    assert isinstance(down, jax64.Array)
+    np.testing.assert_array_equal(np.asarray(down), rc.voxel_downsample(pts, 0.5))
+    voxels, coords, n = rc.hard_voxelize(jnp.asarray(pts), 0.5, [-1, -1, -1, 1, 1, 1], 8, 100)
+    wv, wc, wn = rc.hard_voxelize(pts, 0.5, [-1, -1, -1, 1, 1, 1], 8, 100)
+    for a, b in ((voxels, wv), (coords, wc), (n, wn)):
+        assert isinstance(a, jax64.Array)
+        np.testing.assert_array_equal(np.asarray(a), b)

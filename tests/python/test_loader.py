@@ -391,6 +391,41 @@ def test_hold_takes_a_sample_recorded_just_after_its_target(tmp_path, device):
         Loader(st, tolerance_s=-1, **kw)
 
 
+@pytest.mark.parametrize("unit", ["s", "ns"])
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=requires_cuda)])
+def test_hold_reads_every_sample_its_tolerance_or_a_repeated_time_can_pick(tmp_path, unit, device):
+    """Windows reach past the last target far enough for hold: a 200 Hz stream (samples closer than a 12 ms
+    tolerance), one window of a single target (T = 1), and times recorded twice (the later copy is taken),
+    in float64-second and int64-nanosecond stores; every target against a searchsorted reference."""
+    hz_src, S = 200.0, 400
+    t = np.arange(S) / hz_src
+    twice = np.repeat(np.arange(S // 2) / 100.0, 2)  # 100 Hz, every time recorded twice
+    clock = np.arange(40) / 10.0
+    if unit == "ns":
+        t, twice, clock = (np.rint(x * 1e9).astype(np.int64) for x in (t, twice, clock))
+    eps = [{"clock": (np.zeros((40, 1), np.float32), clock),
+            "idx": (np.arange(S, dtype=np.int32)[:, None], t),
+            "val": (np.arange(S, dtype=np.float32)[:, None], t),
+            "twice": (np.arange(S, dtype=np.int32)[:, None], twice)} for _ in range(2)]
+    st = store.write_store(tmp_path / unit, eps)
+    secs = {n: (np.asarray(eps[0][n][1]) * (1e-9 if unit == "ns" else 1.0)) for n in ("idx", "twice")}
+    for tol, window in ((1e-4, 0.5), (0.012, 0.5), (0.012, 0.1), (0.0, 0.5), (0.0, 0.1)):
+        L = Loader(st, batch_size=4, window=window, target_hz=10, streams=["clock", "idx", "val", "twice"],
+                   methods={n: "hold" for n in ("idx", "val", "twice")}, shuffle=False, tolerance_s=tol,
+                   device=device)
+        for batch in L:
+            for j, start in enumerate(batch["start_time"].tolist()):
+                tgt = start + np.arange(L.T) / 10
+                for n, src in (("idx", "idx"), ("val", "idx"), ("twice", "twice")):
+                    ts = secs[src]
+                    # a target within 1e-9 s of the edge (exact rule, samples on the target grid) is a tie
+                    # that float64 rounding decides: either side
+                    lo, hi = (np.clip(np.searchsorted(ts, tgt + tol + d, "right") - 1, 0, S - 1) for d in (-1e-9, 1e-9))
+                    got = batch[n][j, :, 0].cpu().numpy().astype(int)
+                    assert ((got == lo) | (got == hi)).all(), (n, tol, window, start, got, hi)
+                    assert tol == 0 or (got == hi).all(), (n, tol, window, start, got, hi)  # no ties there
+
+
 @requires_cuda
 def test_cuda_matches_cpu(multirate, tmp_path, rng):
     st, eps = multirate
