@@ -88,8 +88,8 @@ def voxelize_point_cloud(
     """Scatter points into a dense voxel grid indexed ``grid[x, y, z]``.
 
     Args:
-        points: ``[N, 3]`` or batched ``[B, N, 3]`` float32/float64 x, y, z (NumPy, PyTorch CPU/CUDA or
-            CuPy, any strides; slice ``cloud[:, :3]`` for wider records).
+        points: ``[N, 3]`` or batched ``[B, N, 3]`` float32/float64 x, y, z (NumPy, PyTorch CPU/CUDA, CuPy or
+            JAX on the CPU, any strides; slice ``cloud[:, :3]`` for wider records).
         features: ``[N, C]`` / ``[B, N, C]`` float32/float64 values, required for ``sum``, ``mean`` and
             ``max`` (and refused for ``occupancy`` / ``count``).
         voxel_size: one size or ``(sx, sy, sz)``, positive.
@@ -186,7 +186,7 @@ def voxel_downsample(
     fine: only the occupied ones are stored, so the spanned grid may exceed 2^31 voxels (up to 2^63).
 
     Args:
-        points: ``[N, 3]`` float32/float64 (NumPy, PyTorch CPU/CUDA or CuPy, any strides).
+        points: ``[N, 3]`` float32/float64 (NumPy, PyTorch CPU/CUDA, CuPy or JAX on the CPU, any strides).
         voxel_size: one size or ``(sx, sy, sz)``.
         features: optional ``[N, C]`` float32/float64 per-point values (colours, intensity); averaged too.
 
