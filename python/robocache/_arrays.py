@@ -3,7 +3,9 @@ input's device, and the caller's current CUDA stream. RoboCache never copies dat
 
 JAX arrays (CPU devices; JAX on a GPU is not supported yet) are read in place through DLPack. JAX buffers
 are immutable, so a result is written into a 64-byte-aligned NumPy buffer that ``finish`` hands to JAX
-without a copy (``jax.device_put`` aliases aligned host memory on the CPU)."""
+without a copy (``jax.device_put`` aliases aligned host memory on the CPU). With ``jax_enable_x64`` off,
+JAX keeps 64-bit results (int64 counts) as 32-bit, as it does for every array it is given; float64
+timestamps need x64 on, or JAX has already made them float32 before RoboCache sees them."""
 
 from __future__ import annotations
 
