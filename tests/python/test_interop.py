@@ -86,6 +86,10 @@ def test_jax_cpu_arrays_in_and_out(jax64, dtype):
     np.testing.assert_array_equal(np.asarray(fused), rc.fuse_multimodal(
         {"a": (data, src_t), "b": (data[..., :2], src_t[0]), "c": (data[..., :1], src_t, np.array([S, 7, 30]))},
         tgt_t, methods={"b": "hold"}))
+    per, masks = rc.fuse_multimodal({"a": (d, s), "b": (d[..., :2], s)}, t, concat=False, return_mask=True)
+    assert all(isinstance(v, jax64.Array) for v in list(per.values()) + list(masks.values()))
+    np.testing.assert_array_equal(np.asarray(masks["a"]), want_mask)
+    np.testing.assert_array_equal(np.asarray(per["b"]), np.asarray(out)[..., :2])
 
 
 def test_jax_bad_input_is_named(jax64):
