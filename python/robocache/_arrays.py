@@ -102,35 +102,29 @@ def as_array(x: Any, like: Any, lib: str, name: str, dtype: Any = None) -> Any:
 
         return torch.as_tensor(np.asarray(x, dtype=dtype), device=like.device)
     if lib == _JAX:
-        return finish(_copy_aligned(np.asarray(x, dtype=dtype)), lib)
+        return finish(np.asarray(x, dtype=dtype), lib)
     import cupy
 
     with cupy.cuda.Device(like.device.id):
         return cupy.asarray(np.asarray(x, dtype=dtype))
 
 
-def _copy_aligned(a: np.ndarray) -> np.ndarray:
-    out = _aligned_empty(a.shape, a.dtype)
-    out[...] = a
-    return out
-
-
-def empty(shape: tuple, like: Any, lib: str, boolean: bool = False, dtype: Any = None) -> Any:
-    """An uninitialised array of `like`'s library, device and dtype (bool if `boolean`, else `dtype` by
-    name where given). For JAX, the NumPy buffer that finish() hands over."""
-    if lib == _NUMPY:
-        return np.empty(shape, dtype=bool if boolean else like.dtype if dtype is None else np.dtype(dtype))
-    if lib == _JAX:
-        return _aligned_empty(shape, bool if boolean else like.dtype if dtype is None else np.dtype(dtype))
+def empty(shape: tuple, like: Any, lib: str, dtype: Any = None) -> Any:
+    """An uninitialised array of `like`'s library and device, of `like`'s dtype or `dtype` by name ("bool",
+    "int32", ...). For JAX, the NumPy buffer that finish() hands over."""
     if lib == _TORCH:
         import torch
 
-        return torch.empty(shape, dtype=torch.bool if boolean else like.dtype if dtype is None else getattr(torch, dtype),
-                           device=like.device)
+        return torch.empty(shape, dtype=like.dtype if dtype is None else getattr(torch, dtype), device=like.device)
+    dt = like.dtype if dtype is None else np.dtype(dtype)
+    if lib == _NUMPY:
+        return np.empty(shape, dtype=dt)
+    if lib == _JAX:
+        return _aligned_empty(shape, dt)
     import cupy
 
     with cupy.cuda.Device(like.device.id):
-        return cupy.empty(shape, dtype=bool if boolean else like.dtype if dtype is None else np.dtype(dtype))
+        return cupy.empty(shape, dtype=dt)
 
 
 def current_stream(x: Any, lib: str) -> int:

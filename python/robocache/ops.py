@@ -97,7 +97,7 @@ def resample_trajectories(
     allocated = out is None
     if allocated:
         out = empty(shape, data, lib)
-    mask = empty(shape[:-1], data, lib, boolean=True) if return_mask else None
+    mask = empty(shape[:-1], data, lib, dtype="bool") if return_mask else None
     _C.resample_trajectories(
         native(data, lib),
         native(src_t, library_of(src_t)),
@@ -246,7 +246,7 @@ def fuse_multimodal(
             off += d.shape[-1]
     else:
         outs = [empty(lead + (T, d.shape[-1]), d, lib) for d, _, _ in entries]
-    masks = empty((len(entries),) + lead + (T,), first, lib, boolean=True) if return_mask else None
+    masks = empty((len(entries),) + lead + (T,), first, lib, dtype="bool") if return_mask else None
     desc = []
     for k, (name, (data, t, lengths)) in enumerate(zip(names, entries)):
         t = as_array(t, data, lib, f"stream '{name}' t")

@@ -593,7 +593,8 @@ Status LoaderPipeline::Impl::build(Worker* w, int64_t batch, uint64_t run, Ready
   }
 
   // 2. Sizes of the inputs the ops read: per Resample plan data [rows, S, D], times [rows, S], lengths
-  //    [rows]; tgt [T]; per Voxel plan (CUDA) the distinct clouds [U, N, W], lengths [U], index [rows*T].
+  //    [rows]; tgt [T]; per Voxel plan (CUDA) the distinct clouds [U, N, W], lengths [U], index [rows*T];
+  //    per Image plan (CUDA) the distinct frames [U, H, W, C], index [rows*T].
   struct Inputs {
     int64_t S = 0;
     size_t data = 0, times = 0, lengths = 0;  // offsets in the inputs block
@@ -601,7 +602,7 @@ Status LoaderPipeline::Impl::build(Worker* w, int64_t batch, uint64_t run, Ready
     std::vector<int64_t> uniq;   // distinct global rows
     std::vector<int32_t> which;  // [rows * T] position in uniq
     int64_t N = 0;
-    size_t clouds = 0, clens = 0, index = 0, grids = 0;  // Image: `clouds` holds the frames
+    size_t distinct = 0, clens = 0, index = 0, grids = 0;  // distinct: the clouds [U, N, W] or frames [U, ...]
   };
   std::vector<Inputs> in(P);
   std::vector<std::vector<int64_t>> rows_of(P);  // index plans: [rows * T] global row of each target
@@ -650,7 +651,7 @@ Status LoaderPipeline::Impl::build(Worker* w, int64_t batch, uint64_t run, Ready
         v.which[t] = static_cast<int32_t>(std::lower_bound(v.uniq.begin(), v.uniq.end(), idx[t]) - v.uniq.begin());
       const int64_t U = static_cast<int64_t>(v.uniq.size());
       if (pl.kind == PlanKind::Image) {
-        v.clouds = upload;
+        v.distinct = upload;
         upload = align_up(upload + static_cast<size_t>(U) * pl.item_bytes);
         v.index = upload;
         upload = align_up(upload + idx.size() * 4);
@@ -658,7 +659,7 @@ Status LoaderPipeline::Impl::build(Worker* w, int64_t batch, uint64_t run, Ready
       }
       for (int64_t r : v.uniq) v.N = std::max(v.N, s.items[r + 1] - s.items[r]);
       if (cuda) {
-        v.clouds = upload;
+        v.distinct = upload;
         upload = align_up(upload + static_cast<size_t>(U * std::max<int64_t>(v.N, 1) * s.width) * s.type.bytes);
         v.clens = upload;
         upload = align_up(upload + static_cast<size_t>(U) * 8);
@@ -764,7 +765,7 @@ Status LoaderPipeline::Impl::build(Worker* w, int64_t batch, uint64_t run, Ready
       // the distinct frames, in row order, and the index that expands them on the device
       const Inputs& v = in[p];
       for (size_t u = 0; u < v.uniq.size(); ++u) {
-        ROBOCACHE_RETURN_IF_ERROR(decode_frame(pl, v.uniq[u], host_in + v.clouds + u * pl.item_bytes));
+        ROBOCACHE_RETURN_IF_ERROR(decode_frame(pl, v.uniq[u], host_in + v.distinct + u * pl.item_bytes));
       }
       std::memcpy(host_in + v.index, v.which.data(), v.which.size() * 4);
     } else if (pl.kind == PlanKind::Image) {
@@ -786,7 +787,7 @@ Status LoaderPipeline::Impl::build(Worker* w, int64_t batch, uint64_t run, Ready
       const int64_t U = static_cast<int64_t>(v.uniq.size());
       const size_t point_bytes = static_cast<size_t>(s.width) * s.type.bytes;
       const size_t cloud_bytes = static_cast<size_t>(std::max<int64_t>(v.N, 1)) * point_bytes;
-      auto* clouds = host_in + v.clouds;
+      auto* clouds = host_in + v.distinct;
       auto* clens = reinterpret_cast<int64_t*>(host_in + v.clens);
       for (int64_t u = 0; u < U; ++u) {
         const int64_t r = v.uniq[u], a = s.items[r], np = s.items[r + 1] - a;
@@ -847,7 +848,7 @@ Status LoaderPipeline::Impl::build(Worker* w, int64_t batch, uint64_t run, Ready
     for (size_t p = 0; p < P && cuda; ++p) {
       if (plans[p].kind != PlanKind::Image) continue;
       const Inputs& v = in[p];
-      ROBOCACHE_RETURN_IF_ERROR(gather_rows_cuda(dev_in + v.clouds, reinterpret_cast<const int32_t*>(dev_in + v.index),
+      ROBOCACHE_RETURN_IF_ERROR(gather_rows_cuda(dev_in + v.distinct, reinterpret_cast<const int32_t*>(dev_in + v.index),
                                                  rows * T, plans[p].item_bytes, outp + L.value[p], stream));
     }
 #endif
@@ -889,7 +890,7 @@ Status LoaderPipeline::Impl::build(Worker* w, int64_t batch, uint64_t run, Ready
       }
 #ifdef ROBOCACHE_WITH_CUDA
       const int64_t N = std::max<int64_t>(v.N, 1);
-      uint8_t* clouds = dev_in + v.clouds;
+      uint8_t* clouds = dev_in + v.distinct;
       const TensorView points = make_view(clouds, pl.dtype, dev, {U, N, 3}, {N * W, W, 1});
       const TensorView feats = make_view(clouds + 3 * s.type.bytes, pl.dtype, dev, {U, N, std::max<int64_t>(C, 1)}, {N * W, W, 1});
       const TensorView lens = make_view(dev_in + v.clens, DType::Int64, dev, {U});
