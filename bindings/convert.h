@@ -23,6 +23,18 @@ inline void check(const Status& status) {
   if (!status.is_ok()) throw_status(status);
 }
 
+// Runs `f` (which returns a Status) with the GIL released, so other Python threads run meanwhile, then
+// raises its error, if any, as a Python exception.
+template <class F>
+void check_without_gil(F&& f) {
+  Status status;
+  {
+    nb::gil_scoped_release release;
+    status = f();
+  }
+  check(status);
+}
+
 template <class A>
 TensorView to_view(const A& a, const char* name) {
   TensorView v;

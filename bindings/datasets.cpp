@@ -71,23 +71,15 @@ void bind_datasets(nb::module_& m) {
       .def_ro("exists", &EpisodeVideo::exists)
       .def("timestamps", [](const EpisodeVideo& v) {
         robocache::Array out;
-        Status s;
-        {
-          nb::gil_scoped_release release;
-          s = video_frame_timestamps(v, &out);
-        }
-        check(s);
+        check_without_gil([&] { return video_frame_timestamps(v, &out); });
         return to_numpy(out);
       })
       .def("frames", [](const EpisodeVideo& v, nb::ndarray<const double, nb::ndim<1>, nb::c_contig, nb::device::cpu> t,
                         double tolerance_s) {
         robocache::Array out;
-        Status s;
-        {
-          nb::gil_scoped_release release;
-          s = decode_video_frames(v, t.data(), static_cast<int64_t>(t.shape(0)), tolerance_s, &out);
-        }
-        check(s);
+        check_without_gil([&] {
+          return decode_video_frames(v, t.data(), static_cast<int64_t>(t.shape(0)), tolerance_s, &out);
+        });
         return to_numpy(out);
       }, nb::arg("t"), nb::arg("tolerance_s"));
 
@@ -127,12 +119,7 @@ void bind_datasets(nb::module_& m) {
       .def("decode", [](const Episode& ep, const std::string& name) {
         const EpisodeStream& s = find_stream(ep, name);
         robocache::Array out;
-        Status st;
-        {
-          nb::gil_scoped_release release;
-          st = decode_images(s, &out);
-        }
-        check(st);
+        check_without_gil([&] { return decode_images(s, &out); });
         return to_numpy(out);
       })
       .def("metadata", [](const Episode& ep) {
@@ -152,12 +139,7 @@ void bind_datasets(nb::module_& m) {
       .def("__len__", &Dataset::num_episodes)
       .def("read_episode", [](const Dataset& ds, int64_t index) {
         auto ep = std::make_unique<Episode>();
-        Status s;
-        {
-          nb::gil_scoped_release release;
-          s = ds.read_episode(index, ep.get());
-        }
-        check(s);
+        check_without_gil([&] { return ds.read_episode(index, ep.get()); });
         return ep;
       }, nb::arg("index"));
 
@@ -167,12 +149,7 @@ void bind_datasets(nb::module_& m) {
     opt.rate_hz = rate_hz;
     opt.verify_checksums = verify_checksums;
     std::unique_ptr<Dataset> ds;
-    Status s;
-    {
-      nb::gil_scoped_release release;
-      s = open_dataset(path, opt, &ds);
-    }
-    check(s);
+    check_without_gil([&] { return open_dataset(path, opt, &ds); });
     return ds;
   }, nb::arg("path"), nb::arg("split"), nb::arg("rate_hz"), nb::arg("verify_checksums"));
 
@@ -197,22 +174,12 @@ void bind_datasets(nb::module_& m) {
       }, nb::arg("index"))
       .def("read", [items_to_list](const RobomimicWindows& w, int64_t index) {
         std::vector<WindowItem> items;
-        Status s;
-        {
-          nb::gil_scoped_release release;
-          s = w.read(index, &items);
-        }
-        check(s);
+        check_without_gil([&] { return w.read(index, &items); });
         return items_to_list(std::move(items));
       }, nb::arg("index"))
       .def("read_batch", [items_to_list](const RobomimicWindows& w, nb::ndarray<const int64_t, nb::ndim<1>, nb::c_contig, nb::device::cpu> indices) {
         std::vector<WindowItem> items;
-        Status s;
-        {
-          nb::gil_scoped_release release;
-          s = w.read_batch(indices.data(), static_cast<int64_t>(indices.shape(0)), &items);
-        }
-        check(s);
+        check_without_gil([&] { return w.read_batch(indices.data(), static_cast<int64_t>(indices.shape(0)), &items); });
         return items_to_list(std::move(items));
       }, nb::arg("indices"));
 
@@ -234,12 +201,7 @@ void bind_datasets(nb::module_& m) {
     o.filter_by_attribute = filter_by_attribute;
     o.cache = cache;
     std::unique_ptr<RobomimicWindows> w;
-    Status s;
-    {
-      nb::gil_scoped_release release;
-      s = open_robomimic_windows(path, o, &w);
-    }
-    check(s);
+    check_without_gil([&] { return open_robomimic_windows(path, o, &w); });
     return w;
   }, nb::arg("path"), nb::arg("obs_keys"), nb::arg("dataset_keys"), nb::arg("frame_stack"), nb::arg("seq_length"),
      nb::arg("pad_frame_stack"), nb::arg("pad_seq_length"), nb::arg("get_pad_mask"), nb::arg("load_next_obs"),
@@ -247,12 +209,7 @@ void bind_datasets(nb::module_& m) {
 
   m.def("decode_image", [](nb::bytes data, const std::string& what) {
     robocache::Array out;
-    Status s;
-    {
-      nb::gil_scoped_release release;
-      s = decode_image(static_cast<const uint8_t*>(data.data()), data.size(), what, &out);
-    }
-    check(s);
+    check_without_gil([&] { return decode_image(static_cast<const uint8_t*>(data.data()), data.size(), what, &out); });
     return to_numpy(out);
   }, nb::arg("data"), nb::arg("what"));
 }

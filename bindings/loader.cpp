@@ -75,12 +75,7 @@ class PyPipeline {
       if (v.dtype == DType::Int64) o.origin_ns.push_back(v.ptr<int64_t>()[i * v.strides[0]]);
       else o.origin_s.push_back(v.ptr<double>()[i * v.strides[0]]);
     }
-    Status s;
-    {
-      nb::gil_scoped_release release;
-      s = LoaderPipeline::create(o, &pipe_);
-    }
-    check(s);
+    check_without_gil([&] { return LoaderPipeline::create(o, &pipe_); });
   }
 
   uint64_t start(nb::handle episodes, nb::handle starts) {
@@ -91,26 +86,16 @@ class PyPipeline {
     if (s.ndim != 1 || s.dtype != DType::Float64 || s.strides[0] != 1 || s.shape[0] != e.shape[0])
       throw nb::type_error("starts must be a contiguous 1-D float64 CPU array as long as episodes");
     uint64_t run = 0;
-    Status st;
     LoaderPipeline& p = pipe();
-    {
-      nb::gil_scoped_release release;
-      st = p.start(e.ptr<int64_t>(), s.ptr<double>(), e.shape[0], &run);
-    }
-    check(st);
+    check_without_gil([&] { return p.start(e.ptr<int64_t>(), s.ptr<double>(), e.shape[0], &run); });
     return run;
   }
 
   // (values: {name: tensor}, masks: {name: tensor})
   nb::tuple next(uint64_t run, uintptr_t stream) {
     LoaderBatch b;
-    Status s;
     LoaderPipeline& p = pipe();
-    {
-      nb::gil_scoped_release release;
-      s = p.next(run, reinterpret_cast<Stream>(stream), &b);
-    }
-    check(s);
+    check_without_gil([&] { return p.next(run, reinterpret_cast<Stream>(stream), &b); });
     auto* keep = new std::shared_ptr<void>(std::move(b.owner));
     nb::capsule owner(keep, [](void* p) noexcept { delete static_cast<std::shared_ptr<void>*>(p); });
     nb::dict values, masks;

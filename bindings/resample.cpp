@@ -33,13 +33,10 @@ void bind_resample(nb::module_& m) {
         std::optional<ArrayArg> lv, mv;
         if (!src_lengths.is_none()) lv.emplace(src_lengths, "src_lengths", false);
         if (!mask.is_none()) mv.emplace(mask, "mask", true);
-        Status s;
-        {
-          nb::gil_scoped_release release;
-          s = resample_trajectories(dv.view(), sv.view(), tv.view(), lv ? &lv->view() : nullptr, ov.view(),
-                                    mv ? &mv->view() : nullptr, opt, reinterpret_cast<Stream>(stream));
-        }
-        check(s);
+        check_without_gil([&] {
+          return resample_trajectories(dv.view(), sv.view(), tv.view(), lv ? &lv->view() : nullptr, ov.view(),
+                                       mv ? &mv->view() : nullptr, opt, reinterpret_cast<Stream>(stream));
+        });
       },
       nb::arg("data"), nb::arg("src_t"), nb::arg("tgt_t"), nb::arg("src_lengths").none(), nb::arg("out"),
       nb::arg("mask").none(), nb::arg("method"), nb::arg("boundary"), nb::arg("backend"), nb::arg("validate"),
@@ -88,13 +85,10 @@ void bind_resample(nb::module_& m) {
           if (mask_at[k]) specs[k].mask = &arrays[*mask_at[k]].view();
         }
         const ArrayArg tv(tgt_t, "tgt_t", false);
-        Status s;
-        {
-          nb::gil_scoped_release release;
-          s = fuse_multimodal(specs.data(), static_cast<int>(n), tv.view(), bd, validate, be,
-                              reinterpret_cast<Stream>(stream));
-        }
-        check(s);
+        check_without_gil([&] {
+          return fuse_multimodal(specs.data(), static_cast<int>(n), tv.view(), bd, validate, be,
+                                 reinterpret_cast<Stream>(stream));
+        });
       },
       nb::arg("streams"), nb::arg("tgt_t"), nb::arg("boundary"), nb::arg("validate"), nb::arg("backend"),
       nb::arg("stream"));

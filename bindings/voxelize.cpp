@@ -34,13 +34,10 @@ void bind_voxelize(nb::module_& m) {
         if (lengths) lv = to_view(*lengths, "lengths");
         if (count) cv = to_view(*count, "count");
         if (dropped) dv = to_view(*dropped, "dropped");
-        Status s;
-        {
-          nb::gil_scoped_release release;
-          s = voxelize_dense(pv, features ? &fv : nullptr, lengths ? &lv : nullptr, grid, vm, ov,
-                             count ? &cv : nullptr, dropped ? &dv : nullptr, reinterpret_cast<Stream>(stream));
-        }
-        check(s);
+        check_without_gil([&] {
+          return voxelize_dense(pv, features ? &fv : nullptr, lengths ? &lv : nullptr, grid, vm, ov,
+                                count ? &cv : nullptr, dropped ? &dv : nullptr, reinterpret_cast<Stream>(stream));
+        });
       },
       nb::arg("points"), nb::arg("features").none(), nb::arg("lengths").none(), nb::arg("voxel_size"),
       nb::arg("origin"), nb::arg("grid_size"), nb::arg("mode"), nb::arg("out"), nb::arg("count").none(),
@@ -56,13 +53,10 @@ void bind_voxelize(nb::module_& m) {
         if (features) fv = to_view(*features, "features");
         if (out_features) ofv = to_view(*out_features, "out_features");
         int64_t num_voxels = 0;
-        Status s;
-        {
-          nb::gil_scoped_release release;
-          s = voxel_downsample(pv, voxel_size.data(), origin ? origin->data() : nullptr, features ? &fv : nullptr,
-                               opv, out_features ? &ofv : nullptr, &num_voxels, reinterpret_cast<Stream>(stream));
-        }
-        check(s);
+        check_without_gil([&] {
+          return voxel_downsample(pv, voxel_size.data(), origin ? origin->data() : nullptr, features ? &fv : nullptr,
+                                  opv, out_features ? &ofv : nullptr, &num_voxels, reinterpret_cast<Stream>(stream));
+        });
         return num_voxels;
       },
       nb::arg("points"), nb::arg("voxel_size"), nb::arg("origin").none(), nb::arg("features").none(),
@@ -85,12 +79,9 @@ void bind_voxelize(nb::module_& m) {
         const TensorView pv = to_view(points, "points"), vv = to_view(voxels, "voxels"),
                          cv = to_view(coords, "coords"), nv = to_view(num_points, "num_points");
         int64_t num_voxels = 0;
-        Status s;
-        {
-          nb::gil_scoped_release release;
-          s = hard_voxelize(pv, o, vv, cv, nv, &num_voxels, reinterpret_cast<Stream>(stream));
-        }
-        check(s);
+        check_without_gil([&] {
+          return hard_voxelize(pv, o, vv, cv, nv, &num_voxels, reinterpret_cast<Stream>(stream));
+        });
         return num_voxels;
       },
       nb::arg("points"), nb::arg("voxel_size"), nb::arg("point_cloud_range"), nb::arg("max_points"),
