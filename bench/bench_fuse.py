@@ -2,8 +2,9 @@
 stream plus torch.cat, and against the floor (bytes that must move / measured device copy bandwidth).
 
     python bench/bench_fuse.py [--json PATH]
-    python bench/bench_fuse.py --sweep-tiles 4,8,16,32   (GPU time only, one process per
-        ROBOCACHE_RESAMPLE_TILE_WORK value: the tile size the kernels aim at; also three resample sizes)
+    python bench/bench_fuse.py --sweep ROBOCACHE_RESAMPLE_TILE_WORK=8,16   (GPU time only, one process per
+        value of a tuning variable: ROBOCACHE_RESAMPLE_TILE_WORK, the vectors per thread a tile aims at, or
+        ROBOCACHE_RESAMPLE_PIPELINE, the streaming-loop variant; also three resample sizes)
 
 Floor bytes: the output, the target times, and per stream the source rows a linear interpolation must
 read (min(S, 2T) rows of D channels per episode) with their times.
@@ -47,12 +48,18 @@ def gpu_only(torch):
     from bench_resample import floor_bytes as resample_floor, make_problem
 
     bw = copy_bandwidth(torch)
-    row = [f"tile work {os.environ.get('ROBOCACHE_RESAMPLE_TILE_WORK', 'default')}:"]
-    for label, spec in (("3 streams", THREE), ("8 streams", EIGHT)):
+    row = [f"{os.environ.get('ROBOCACHE_SWEEP', 'default')}:"]
+    for label, spec, concat in (("image only", THREE[:1], True), ("3 streams", THREE, True), ("8 streams", EIGHT, True),
+                                ("8 streams concat=False", EIGHT, False)):
         streams, tgt = make(torch, spec)
-        t = graph_time(lambda: rc.fuse_multimodal(streams, tgt, validate=False), torch)
-        row.append(f"{label} {t * 1e6:6.1f} us {t * bw / floor_bytes(spec):4.2f}x")
-        del streams
+        t = graph_time(lambda: rc.fuse_multimodal(streams, tgt, validate=False, concat=concat), torch)
+        # A plain device copy that moves the floor's bytes (half read, half written), timed the same way: the
+        # floor at this size rather than at the 2 GiB of copy_bandwidth().
+        half = floor_bytes(spec) // 8
+        src, dst = torch.empty(half, device="cuda").uniform_(), torch.empty(half, device="cuda")
+        c = graph_time(lambda: dst.copy_(src), torch)
+        row.append(f"{label} {t * 1e6:6.1f} us {t * bw / floor_bytes(spec):4.2f}x (same-bytes copy {c * 1e6:5.1f} us)")
+        del streams, src, dst
     for B, S, T, D, dt in ((256, 500, 250, 32, torch.float32), (1024, 2048, 1024, 64, torch.float32),
                            (1024, 2048, 1024, 64, torch.bfloat16)):
         d, st, tt = make_problem(torch, B, S, T, D, dt, "cuda")
@@ -66,16 +73,19 @@ def gpu_only(torch):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json")
-    ap.add_argument("--sweep-tiles", help="comma-separated ROBOCACHE_RESAMPLE_TILE_WORK values")
+    ap.add_argument("--sweep", metavar="VAR=V1,V2", help="run the GPU-only timings once per value of VAR")
     ap.add_argument("--gpu-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     import torch
 
-    if args.sweep_tiles:
+    if args.sweep:
         import subprocess
-        for v in args.sweep_tiles.split(","):
+        var, _, values = args.sweep.partition("=")
+        if not var.startswith("ROBOCACHE_") or not values:
+            ap.error(f"--sweep: expected ROBOCACHE_...=V1,V2, got {args.sweep!r}")
+        for v in values.split(","):
             subprocess.run([sys.executable, __file__, "--gpu-only"], check=True,
-                           env=dict(os.environ, ROBOCACHE_RESAMPLE_TILE_WORK=v))
+                           env=dict(os.environ, **{var: v, "ROBOCACHE_SWEEP": f"{var}={v}"}))
         return
     if args.gpu_only:
         return gpu_only(torch)

@@ -11,6 +11,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import robocache as rc  # noqa: E402
 from robocache import _C  # noqa: E402
 from robocache._arrays import current_stream  # noqa: E402
+from robocache.ops import _torch_desc  # noqa: E402
 
 
 def per_call(fn, n=3000):
@@ -30,11 +31,16 @@ st = torch.cumsum(torch.rand(B, S, device="cuda", dtype=torch.float64) + 0.01, 1
 tt = st[:, :T].contiguous()
 out = torch.empty(B, T, D, device="cuda")
 stream = current_stream(d, "torch")
+rc.resample_trajectories(d, st, tt, out=out)  # binds the torch fast path (and its dtype codes)
+dd, sd, td, od = _torch_desc(d), _torch_desc(st), _torch_desc(tt), _torch_desc(out)
 rows = [
     ("torch.empty (out)", lambda: torch.empty((B, T, D), dtype=d.dtype, device=d.device)),
     ("current_stream()", lambda: current_stream(d, "torch")),
     ("tensor.__dlpack__()", lambda: d.__dlpack__()),
     ("_C call, validate=False", lambda: _C.resample_trajectories(d, st, tt, None, out, None, "linear", "clamp", "", False, -1, stream)),
+    ("4 x _torch_desc()", lambda: (_torch_desc(d), _torch_desc(st), _torch_desc(tt), _torch_desc(out))),
+    ("_C call, descriptors, validate=False", lambda: _C.resample_trajectories(
+        dd, sd, td, None, od, None, "linear", "clamp", "", False, -1, stream)),
     ("_C call, validate=True", lambda: _C.resample_trajectories(d, st, tt, None, out, None, "linear", "clamp", "", True, -1, stream)),
     ("rc.resample(out=, validate=False)", lambda: rc.resample_trajectories(d, st, tt, out=out, validate=False)),
     ("rc.resample() default", lambda: rc.resample_trajectories(d, st, tt)),
