@@ -21,7 +21,7 @@ void bind_resample(nb::module_& m) {
       "resample_trajectories",
       [](nb::handle data, nb::handle src_t, nb::handle tgt_t, nb::handle src_lengths, nb::handle out,
          nb::handle mask, const std::string& method, const std::string& boundary, const std::string& backend,
-         bool validate, int64_t quat_channel, uintptr_t stream) {
+         bool validate, int64_t quat_channel, nb::handle stream) {
         ResampleOptions opt;
         opt.quat_channel = quat_channel;
         check(parse_method(method, &opt.method));
@@ -33,14 +33,15 @@ void bind_resample(nb::module_& m) {
         std::optional<ArrayArg> lv, mv;
         if (!src_lengths.is_none()) lv.emplace(src_lengths, "src_lengths", false);
         if (!mask.is_none()) mv.emplace(mask, "mask", true);
+        const Stream s = resolve_stream(stream, data, dv.view());
         check_without_gil([&] {
           return resample_trajectories(dv.view(), sv.view(), tv.view(), lv ? &lv->view() : nullptr, ov.view(),
-                                       mv ? &mv->view() : nullptr, opt, reinterpret_cast<Stream>(stream));
+                                       mv ? &mv->view() : nullptr, opt, s);
         });
       },
       nb::arg("data"), nb::arg("src_t"), nb::arg("tgt_t"), nb::arg("src_lengths").none(), nb::arg("out"),
       nb::arg("mask").none(), nb::arg("method"), nb::arg("boundary"), nb::arg("backend"), nb::arg("validate"),
-      nb::arg("quat_channel"), nb::arg("stream"));
+      nb::arg("quat_channel"), nb::arg("stream").none());
 
   // streams: a list of (name, data, t, lengths or None, out, mask or None, method, quat_channel)
   m.def(

@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 from . import _C
 from ._arrays import (_TORCH_CODES, as_array, check_jax_inputs, current_stream, empty, finish, library_of, native,
-                      reject_jax_out, torch_codes)
+                      reject_jax_out, torch_codes, torch_exchange)
 
 __all__ = ["resample_trajectories", "resample_rotations", "fuse_multimodal"]
 
@@ -69,14 +69,21 @@ def resample_trajectories(
             and type(tgt_t) is _torch_fast.Tensor and src_lengths is None and not return_mask \
             and (out is None or type(out) is _torch_fast.Tensor):
         # The common torch call, with as little Python as possible: a small CUDA call costs about as much
-        # Python as kernel time. Anything unusual (a dtype without a code, sparse layouts) takes the
-        # general path below, which reports it.
-        try:
-            dd, sd, td = _torch_desc(data), _torch_desc(src_t), _torch_desc(tgt_t)
-        except (KeyError, RuntimeError):
-            pass
-        else:
-            if data.ndim in (2, 3) and tgt_t.ndim in (1, 2):
+        # Python as kernel time. With the DLPack exchange API the native module reads the tensors and
+        # PyTorch's current stream itself (stream None); else the tensors travel as descriptors. Anything
+        # unusual (a dtype without a code, sparse layouts) takes the general path below, which reports it.
+        if data.ndim in (2, 3) and tgt_t.ndim in (1, 2):
+            if _torch_exchange:
+                if out is None:
+                    out = _torch_fast.empty(_result_shape(data, tgt_t), dtype=data.dtype, device=data.device)
+                _C.resample_trajectories(data, src_t, tgt_t, None, out, None, method, boundary, backend or "",
+                                         validate, -1 if quat_channel is None else int(quat_channel), None)
+                return out
+            try:
+                dd, sd, td = _torch_desc(data), _torch_desc(src_t), _torch_desc(tgt_t)
+            except (KeyError, RuntimeError):
+                pass
+            else:
                 if out is None:
                     out = _torch_fast.empty(_result_shape(data, tgt_t), dtype=data.dtype, device=data.device)
                 _C.resample_trajectories(dd, sd, td, None, _torch_desc(out), None, method, boundary, backend or "",
@@ -134,9 +141,10 @@ def _raw_stream(device: int) -> int:
 
 def _init_torch_fast():
     """Binds the torch fast path once torch is imported (robocache never imports torch itself)."""
-    global _torch_fast
+    global _torch_fast, _torch_exchange
     torch = sys.modules["torch"]
-    if getattr(torch._C, "_cuda_getCurrentRawStream", None) is None:
+    _torch_exchange = torch_exchange()
+    if not _torch_exchange and getattr(torch._C, "_cuda_getCurrentRawStream", None) is None:
         _torch_fast = False
         return
     torch_codes()  # _torch_desc reads _TORCH_CODES directly
@@ -144,6 +152,7 @@ def _init_torch_fast():
 
 
 _torch_fast = None  # None: torch not seen yet; False: unusable; else the torch module
+_torch_exchange = False  # torch.Tensor publishes the DLPack exchange API
 
 
 def resample_rotations(quats: Any, src_t: Any, tgt_t: Any, **kwargs):

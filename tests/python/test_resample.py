@@ -267,13 +267,15 @@ def test_nan_timestamps_are_rejected():
         (dict(out=np.zeros((2, 2, 3), np.float32)), TypeError, r"out dtype \(float32\) must match data dtype \(float64\)"),
     ],
 )
-@pytest.mark.parametrize("lib", ["numpy", "torch"])  # torch tensors take the wrapper's fast path
-def test_bad_input_names_argument_and_value(kwargs, exc, pattern, lib):
+@pytest.mark.parametrize("lib", ["numpy", "torch", "torch-descriptors"])  # torch tensors take the wrapper's fast path
+def test_bad_input_names_argument_and_value(kwargs, exc, pattern, lib, monkeypatch):
     args = dict(data=np.zeros((2, 4, 3)), src_t=np.arange(4.0), tgt_t=np.array([0.5, 1.5]))
     args.update(kwargs)
-    if lib == "torch":
+    if lib.startswith("torch"):
         if torch is None:
             pytest.skip("torch is not installed")
+        if lib == "torch-descriptors":
+            without_exchange_api(monkeypatch)
         args = {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in args.items()}
     with pytest.raises(exc, match=pattern):
         rc.resample_trajectories(args.pop("data"), args.pop("src_t"), args.pop("tgt_t"), **args)
@@ -406,8 +408,50 @@ def test_cuda_strided_broadcast_and_unaligned_inputs(rng):
     assert torch.equal(gpu[0], gpu[-1])
 
 
+def without_exchange_api(monkeypatch):
+    """Makes the wrapper pass torch tensors as descriptors, as it does where PyTorch lacks the DLPack exchange
+    API (before 2.10); with it, the native module reads tensors and the current stream through that API."""
+    import robocache._arrays
+    import robocache.ops
+
+    # One torch call first binds the fast path (it is bound on the first call after torch is imported).
+    rc.resample_trajectories(torch.zeros(2, 1, dtype=torch.float64), torch.arange(2.0, dtype=torch.float64),
+                             torch.zeros(1, dtype=torch.float64))
+    monkeypatch.setattr(robocache.ops, "_torch_exchange", False)
+    monkeypatch.setattr(robocache._arrays, "_TORCH_EXCHANGE", [False])
+
+
+@requires_torch
+@pytest.mark.parametrize("route", ["exchange", "descriptors"])
+def test_torch_tensors_either_route_give_the_reference(route, monkeypatch, rng):
+    # Transposed, sliced and expanded tensors through the fast path (default arguments) and the general one.
+    if route == "descriptors":
+        without_exchange_api(monkeypatch)
+    elif not hasattr(torch.Tensor, "__dlpack_c_exchange_api__"):
+        pytest.skip("this PyTorch has no DLPack exchange API")
+    B, S, T, D = 5, 40, 17, 6
+    src_t = np.cumsum(rng.uniform(0.01, 0.1, (B, S)), 1)
+    tgt_t = np.sort(rng.uniform(-0.1, src_t[:, -1:].max() + 0.1, (B, T)), 1)
+    data = rng.normal(size=(B, D, S)).transpose(0, 2, 1)[:, :, ::2]  # strides (D*S, 1, 2*S)
+    want, want_mask = resample_reference(data, src_t, tgt_t, "linear", "clamp")
+    td = torch.from_numpy(data)
+    got = rc.resample_trajectories(td, torch.from_numpy(src_t), torch.from_numpy(tgt_t))
+    np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=1e-12)
+    got, mask = rc.resample_trajectories(td, torch.from_numpy(src_t), torch.from_numpy(tgt_t), return_mask=True)
+    np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(mask.numpy(), want_mask)
+    channels = data.shape[-1]
+    row = torch.from_numpy(data[:1]).expand(B, S, channels)  # stride 0 along B
+    got = rc.resample_trajectories(row, torch.from_numpy(src_t[0]), torch.from_numpy(tgt_t[0]))
+    want_row, _ = resample_reference(data[:1], src_t[:1], tgt_t[:1], "linear", "clamp")
+    np.testing.assert_allclose(got.numpy(), np.broadcast_to(want_row, (B, T, channels)), rtol=0, atol=1e-12)
+
+
 @requires_cuda
-def test_cuda_runs_on_the_current_torch_stream(rng):
+@pytest.mark.parametrize("route", ["exchange", "descriptors"])
+def test_cuda_runs_on_the_current_torch_stream(rng, route, monkeypatch):
+    if route == "descriptors":
+        without_exchange_api(monkeypatch)
     B, S, T, D = 64, 500, 250, 32
     data = torch.randn(B, S, D, device="cuda")
     src_t = torch.cumsum(torch.rand(B, S, device="cuda", dtype=torch.float64) + 0.01, 1)

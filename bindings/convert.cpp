@@ -1,0 +1,109 @@
+// Array import helpers shared by the bindings: DLPack fields -> TensorView, the DLPack exchange API, and
+// the stream of a call.
+#include <string>
+
+#include "convert.h"
+
+namespace robocache::bindings {
+
+TensorView dl_view(void* data, nb::dlpack::dtype dt, int32_t device_type, int32_t device_id, size_t ndim,
+                   const int64_t* shape, const int64_t* strides, const char* name) {
+  TensorView v;
+  using code = nb::dlpack::dtype_code;
+  const auto c = static_cast<code>(dt.code);
+  if (dt.lanes != 1) throw nb::type_error((std::string(name) + ": vector dtypes are not supported").c_str());
+  if (c == code::Float && dt.bits == 16) v.dtype = DType::Float16;
+  else if (c == code::Bfloat && dt.bits == 16) v.dtype = DType::BFloat16;
+  else if (c == code::Float && dt.bits == 32) v.dtype = DType::Float32;
+  else if (c == code::Float && dt.bits == 64) v.dtype = DType::Float64;
+  else if (c == code::Int && dt.bits == 32) v.dtype = DType::Int32;
+  else if (c == code::Int && dt.bits == 64) v.dtype = DType::Int64;
+  else if (c == code::UInt && dt.bits == 8) v.dtype = DType::UInt8;
+  else if (c == code::Bool && dt.bits == 8) v.dtype = DType::Bool;
+  else {
+    throw nb::type_error((std::string(name) + " has an unsupported dtype (DLPack code " + std::to_string(dt.code) +
+                          ", " + std::to_string(dt.bits) + " bits)")
+                             .c_str());
+  }
+  if (device_type == nb::device::cpu::value || device_type == nb::device::cuda_host::value) {
+    v.device = Device{DeviceType::CPU, 0};
+  } else if (device_type == nb::device::cuda::value || device_type == nb::device::cuda_managed::value) {
+    v.device = Device{DeviceType::CUDA, device_id};
+  } else {
+    throw nb::value_error((std::string(name) + " is on an unsupported device (DLPack device type " +
+                           std::to_string(device_type) + "); RoboCache runs on the CPU and on CUDA GPUs")
+                              .c_str());
+  }
+  if (ndim > static_cast<size_t>(kMaxDims)) {
+    throw nb::value_error((std::string(name) + " has " + std::to_string(ndim) + " dimensions; at most " +
+                           std::to_string(kMaxDims) + " are supported")
+                              .c_str());
+  }
+  v.ndim = static_cast<int>(ndim);
+  int64_t compact = 1;
+  for (int i = v.ndim - 1; i >= 0; --i) {
+    v.shape[i] = shape[i];
+    v.strides[i] = strides != nullptr ? strides[i] : compact;
+    compact *= shape[i];
+  }
+  v.data = data;
+  return v;
+}
+
+const DLPackExchangeAPI* exchange_api(nb::handle h) {
+  // Called with the GIL held, which guards the cache. Types live as long as the process in practice;
+  // a type object freed and another allocated at its address would be looked up again only if the
+  // attribute differed, so each entry also keeps a reference to its type.
+  struct Entry {
+    PyTypeObject* type;
+    const DLPackExchangeAPI* api;
+  };
+  static Entry cache[16];
+  static int used = 0;
+  PyTypeObject* type = Py_TYPE(h.ptr());
+  for (int i = 0; i < used; ++i) {
+    if (cache[i].type == type) return cache[i].api;
+  }
+  const DLPackExchangeAPI* api = nullptr;
+  PyObject* attr = PyObject_GetAttrString(reinterpret_cast<PyObject*>(type), "__dlpack_c_exchange_api__");
+  if (attr == nullptr) {
+    PyErr_Clear();
+  } else {
+    void* p = nullptr;
+    if (PyCapsule_CheckExact(attr)) {
+      p = PyCapsule_GetPointer(attr, "dlpack_exchange_api");  // PyTorch publishes a named capsule
+    } else if (PyLong_Check(attr)) {
+      p = PyLong_AsVoidPtr(attr);  // the specification's form: the table's address as an integer
+    }
+    if (p == nullptr) PyErr_Clear();
+    Py_DECREF(attr);
+    // Only a major version 1 table has the layout declared in convert.h.
+    const auto* candidate = static_cast<const DLPackExchangeAPI*>(p);
+    if (candidate != nullptr && candidate->header.major == 1 && candidate->header.minor >= 2 &&
+        candidate->dltensor_from_py_object_no_sync != nullptr && candidate->current_work_stream != nullptr) {
+      api = candidate;
+    }
+  }
+  if (used < static_cast<int>(std::size(cache))) {
+    Py_INCREF(type);
+    cache[used++] = Entry{type, api};
+  }
+  return api;
+}
+
+Stream resolve_stream(nb::handle stream, nb::handle data, const TensorView& view) {
+  if (!stream.is_none()) return reinterpret_cast<Stream>(nb::cast<uintptr_t>(stream));
+  if (view.device.type != DeviceType::CUDA) return nullptr;
+  const DLPackExchangeAPI* api = exchange_api(data);
+  if (api == nullptr) {
+    const std::string type = nb::cast<std::string>(nb::str(nb::handle(reinterpret_cast<PyObject*>(Py_TYPE(data.ptr())))));
+    throw nb::value_error(("stream=None needs data's framework to report its current CUDA stream through the "
+                           "DLPack exchange API, which " + type + " does not publish; pass the stream")
+                              .c_str());
+  }
+  void* s = nullptr;
+  if (api->current_work_stream(nb::device::cuda::value, view.device.index, &s) != 0) throw nb::python_error();
+  return static_cast<Stream>(s);
+}
+
+}  // namespace robocache::bindings
