@@ -55,7 +55,7 @@ def gpu_only(torch):
         t = graph_time(lambda: rc.fuse_multimodal(streams, tgt, validate=False, concat=concat), torch)
         # A plain device copy that moves the floor's bytes (half read, half written), timed the same way: the
         # floor at this size rather than at the 2 GiB of copy_bandwidth().
-        half = floor_bytes(spec) // 8
+        half = floor_bytes(spec) // 8 // 1024 * 1024  # float32 elements read (and written); a whole number of vectors
         src, dst = torch.empty(half, device="cuda").uniform_(), torch.empty(half, device="cuda")
         c = graph_time(lambda: dst.copy_(src), torch)
         row.append(f"{label} {t * 1e6:6.1f} us {t * bw / floor_bytes(spec):4.2f}x (same-bytes copy {c * 1e6:5.1f} us)")
