@@ -74,9 +74,9 @@ __device__ __forceinline__ int64_t device_row_length(const ResampleArgs& a, int6
   return len < 1 ? 1 : (len > a.S ? a.S : len);
 }
 
-// Up to kMaxStreams problems (the streams of one alignment) that share dtypes, in one launch: stream k
-// owns blocks [block_end[k-1], block_end[k]), each a tile of `tile[k]` consecutive targets of the
-// flattened [B, T] target list. `vec[k]`: kVector (16-byte loads and stores along a unit-stride D),
+// Up to kMaxStreams problems (the streams of one alignment) that share dtypes, in one launch: each block
+// takes a tile of `tile[k]` consecutive targets of stream k's flattened [B, T] target list, in the block
+// order below. `vec[k]`: kVector (16-byte loads and stores along a unit-stride D),
 // kVectorLoad (16-byte loads, element stores) or kScalar (any strides).
 constexpr int kMaxStreams = 8;
 constexpr int kScalar = 0, kVectorLoad = 1, kVector = 2;  // StreamTable::vec
@@ -87,7 +87,18 @@ struct StreamTableN {
   int n = 0;
   int tile[N];
   int vec[N];
+  // Stream by stream (rounds == 0): stream k owns blocks [block_end[k-1], block_end[k]).
+  // Interleaved (rounds > 0): block b is slot b % round_blocks of round b / round_blocks; a round gives stream k
+  // per_round[k] consecutive tiles (slots [round_end[k-1], round_end[k])), so the blocks of one round cover
+  // about the same targets in every stream, and each output row of a concatenated result is written by all
+  // its streams within a short time (while it is in L2). Slots past a stream's last tile (`tiles[k]`) are empty.
+  // Either way block_end[n-1] is the number of blocks.
   int64_t block_end[N];
+  int rounds = 0;
+  int round_blocks = 0;
+  int per_round[N];
+  int round_end[N];
+  int tiles[N];
   ResampleArgs s[N];
 };
 using StreamTable = StreamTableN<kMaxStreams>;
@@ -97,10 +108,15 @@ template <int N, int M>
 StreamTableN<N> shrink(const StreamTableN<M>& t) {
   StreamTableN<N> r;
   r.n = t.n;
+  r.rounds = t.rounds;
+  r.round_blocks = t.round_blocks;
   for (int k = 0; k < t.n; ++k) {
     r.tile[k] = t.tile[k];
     r.vec[k] = t.vec[k];
     r.block_end[k] = t.block_end[k];
+    r.per_round[k] = t.per_round[k];
+    r.round_end[k] = t.round_end[k];
+    r.tiles[k] = t.tiles[k];
     r.s[k] = t.s[k];
   }
   return r;
@@ -138,11 +154,23 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
 
   for (int64_t blk = blockIdx.x; blk < total; blk += gridDim.x) {
     int k = 0;
-    while (blk >= table.block_end[k]) ++k;
+    int64_t local;
+    if (table.rounds > 0) {  // 32-bit: the launcher interleaves launches of fewer than 2^31 blocks only
+      const unsigned b32 = static_cast<unsigned>(blk);
+      const unsigned round = b32 / static_cast<unsigned>(table.round_blocks);
+      const int slot = static_cast<int>(b32 - round * static_cast<unsigned>(table.round_blocks));
+      while (slot >= table.round_end[k]) ++k;
+      const int l = static_cast<int>(round) * table.per_round[k] + (slot - (k > 0 ? table.round_end[k - 1] : 0));
+      if (l >= table.tiles[k]) continue;  // an empty slot (block-uniform)
+      local = l;
+    } else {
+      while (blk >= table.block_end[k]) ++k;
+      local = blk - (k > 0 ? table.block_end[k - 1] : 0);
+    }
     // A by-value copy: fields read in the inner loops stay in registers (through the reference to the
     // __grid_constant__ table, the compiler reloaded them around every store).
     const ResampleArgs a = table.s[k];
-    const int64_t f0 = (blk - (k > 0 ? table.block_end[k - 1] : 0)) * table.tile[k];
+    const int64_t f0 = local * table.tile[k];
     const int n_t = static_cast<int>(min(static_cast<int64_t>(table.tile[k]), a.B * a.T - f0));
     const auto* data = static_cast<const DT*>(a.data);
     auto* out = static_cast<DT*>(a.out);
@@ -456,6 +484,12 @@ int tile_work() {
   static const int work = env_int("ROBOCACHE_RESAMPLE_TILE_WORK", 1, 256, 16);
   return work;
 }
+// The block order of a multi-stream launch (StreamTableN): 1 interleaved where the streams share output rows
+// (shares_rows), 0 stream by stream always (ROBOCACHE_RESAMPLE_ORDER, to compare them).
+int block_order() {
+  static const int order = env_int("ROBOCACHE_RESAMPLE_ORDER", 0, 1, 1);
+  return order;
+}
 
 // Tiles (targets per block) for the streams of one launch: about tile_work() elements or vectors per thread
 // (at most kMaxTile targets), then halved, largest first, while the launch would not fill every
@@ -483,6 +517,21 @@ void plan_tiles(StreamTable* table, int64_t min_blocks) {
   }
 }
 
+// Whether the streams write column ranges of one output array (fuse_multimodal's concatenated result): the
+// same row strides, and every stream's output within one row of the first's. Interleaving the blocks pays
+// there (8 streams 108 against 117 us on an H100) and costs where each stream has its own array (96
+// against 91 us), BENCHMARKS.md.
+template <int N>
+bool shares_rows(const StreamTableN<N>& t) {
+  const auto* first = static_cast<const char*>(t.s[0].out);
+  const int64_t row = t.s[0].out_st * static_cast<int64_t>(dtype_size(t.s[0].data_dtype));
+  for (int k = 1; k < t.n; ++k) {
+    const int64_t gap = static_cast<const char*>(t.s[k].out) - first;
+    if (t.s[k].out_st != t.s[0].out_st || t.s[k].out_sb != t.s[0].out_sb || gap < 0 || gap >= row) return false;
+  }
+  return true;
+}
+
 // One launch for `idx` (streams of one dtype group, at most kMaxStreams).
 template <class DT, class TT, class TG>
 Status launch_group(const ResampleArgs* args, const int* idx, int n, int64_t min_blocks, cudaStream_t stream) {
@@ -497,10 +546,26 @@ Status launch_group(const ResampleArgs* args, const int* idx, int n, int64_t min
     }
   }
   plan_tiles(&table, min_blocks);
-  int64_t blocks = 0;
+  int64_t blocks = 0, fewest = std::numeric_limits<int64_t>::max();
   for (int j = 0; j < n; ++j) {
-    blocks += (table.s[j].B * table.s[j].T + table.tile[j] - 1) / table.tile[j];
+    const int64_t tiles = (table.s[j].B * table.s[j].T + table.tile[j] - 1) / table.tile[j];
+    blocks += tiles;
     table.block_end[j] = blocks;
+    fewest = std::min(fewest, tiles);
+  }
+  if (n > 1 && block_order() == 1 && shares_rows(table) && fewest > 0 && blocks < (int64_t{1} << 30)) {
+    // Interleaved, in as many rounds as the stream with the fewest tiles has tiles.
+    int per = 0;
+    for (int j = 0; j < n; ++j) {
+      table.tiles[j] = static_cast<int>(table.block_end[j] - (j > 0 ? table.block_end[j - 1] : 0));
+      table.per_round[j] = static_cast<int>((table.tiles[j] + fewest - 1) / fewest);
+      per += table.per_round[j];
+      table.round_end[j] = per;
+    }
+    table.rounds = static_cast<int>(fewest);
+    table.round_blocks = per;
+    blocks = fewest * per;
+    table.block_end[n - 1] = blocks;
   }
   const auto grid = static_cast<unsigned>(std::min<int64_t>(blocks, int64_t{1} << 30));
   if (n == 1) {
