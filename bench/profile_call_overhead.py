@@ -43,6 +43,7 @@ rows = [
         dd, sd, td, None, od, None, "linear", "clamp", "", False, -1, stream)),
     ("_C call, validate=True", lambda: _C.resample_trajectories(d, st, tt, None, out, None, "linear", "clamp", "", True, -1, stream)),
     ("rc.resample(out=, validate=False)", lambda: rc.resample_trajectories(d, st, tt, out=out, validate=False)),
+    ("rc.resample(validate=False)", lambda: rc.resample_trajectories(d, st, tt, validate=False)),
     ("rc.resample() default", lambda: rc.resample_trajectories(d, st, tt)),
     ("torch: x.add_(1) (one launch)", lambda: out.add_(1.0)),
 ]

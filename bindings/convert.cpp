@@ -91,6 +91,51 @@ const DLPackExchangeAPI* exchange_api(nb::handle h) {
   return api;
 }
 
+nb::object allocate_like(nb::handle like, const TensorView& like_view, DType dtype, const int64_t* shape, int ndim) {
+  const DLPackExchangeAPI* api = exchange_api(like);
+  if (api == nullptr || api->managed_tensor_allocator == nullptr || api->managed_tensor_to_py_object_no_sync == nullptr) {
+    const std::string type = nb::cast<std::string>(nb::str(nb::handle(reinterpret_cast<PyObject*>(Py_TYPE(like.ptr())))));
+    throw nb::value_error(("out=None needs the framework of the input to allocate through the DLPack exchange API, "
+                           "which " + type + " does not publish; pass out")
+                              .c_str());
+  }
+  using code = nb::dlpack::dtype_code;
+  nb::dlpack::dtype dt{static_cast<uint8_t>(code::Float), static_cast<uint8_t>(8 * dtype_size(dtype)), 1};
+  switch (dtype) {
+    case DType::BFloat16: dt.code = static_cast<uint8_t>(code::Bfloat); break;
+    case DType::Int32:
+    case DType::Int64: dt.code = static_cast<uint8_t>(code::Int); break;
+    case DType::UInt8: dt.code = static_cast<uint8_t>(code::UInt); break;
+    case DType::Bool: dt.code = static_cast<uint8_t>(code::Bool); break;
+    default: break;
+  }
+  nb::dlpack::dltensor proto{};
+  proto.device.device_type = like_view.device.is_cuda() ? nb::device::cuda::value : nb::device::cpu::value;
+  proto.device.device_id = like_view.device.is_cuda() ? like_view.device.index : 0;
+  proto.ndim = ndim;
+  proto.dtype = dt;
+  proto.shape = const_cast<int64_t*>(shape);
+  struct Failure {
+    std::string kind, message;
+  } failure;
+  const auto set_error = [](void* ctx, const char* kind, const char* message) {
+    auto* f = static_cast<Failure*>(ctx);
+    f->kind = kind != nullptr ? kind : "";
+    f->message = message != nullptr ? message : "";
+  };
+  DLManagedTensorVersioned* tensor = nullptr;
+  if (api->managed_tensor_allocator(&proto, &tensor, &failure, set_error) != 0 || tensor == nullptr) {
+    if (PyErr_Occurred()) throw nb::python_error();
+    throw std::runtime_error("allocating the output (" + failure.kind + "): " + failure.message);
+  }
+  void* object = nullptr;
+  if (api->managed_tensor_to_py_object_no_sync(tensor, &object) != 0 || object == nullptr) {  // takes `tensor`
+    if (PyErr_Occurred()) throw nb::python_error();
+    throw std::runtime_error("the DLPack exchange API returned no array for the allocated output");
+  }
+  return nb::steal(static_cast<PyObject*>(object));
+}
+
 Stream resolve_stream(nb::handle stream, nb::handle data, const TensorView& view) {
   if (!stream.is_none()) return reinterpret_cast<Stream>(nb::cast<uintptr_t>(stream));
   if (view.device.type != DeviceType::CUDA) return nullptr;

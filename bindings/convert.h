@@ -59,20 +59,34 @@ TensorView to_view(const A& a, const char* name) {
 // C functions that describe a tensor without building a capsule (PyTorch >= 2.10: ~0.05 us against 2-5 us
 // for tensor.__dlpack__()) and return the framework's current stream. Declared here from the DLPack
 // specification because the packaged dlpack.h (Debian libdlpack-dev 0.6) predates it.
+struct DLManagedTensorVersioned {
+  struct {
+    uint32_t major, minor;
+  } version;
+  void* manager_ctx;
+  void (*deleter)(DLManagedTensorVersioned* self);
+  uint64_t flags;
+  nb::dlpack::dltensor dl_tensor;
+};
 struct DLPackExchangeAPI {
   struct {
     uint32_t major, minor;
     void* prev_api;
   } header;
-  void* managed_tensor_allocator;
+  int (*managed_tensor_allocator)(nb::dlpack::dltensor* prototype, DLManagedTensorVersioned** out, void* error_ctx,
+                                  void (*set_error)(void* error_ctx, const char* kind, const char* message));
   void* managed_tensor_from_py_object_no_sync;
-  void* managed_tensor_to_py_object_no_sync;
+  int (*managed_tensor_to_py_object_no_sync)(DLManagedTensorVersioned* tensor, void** out_py_object);
   int (*dltensor_from_py_object_no_sync)(void* py_object, nb::dlpack::dltensor* out);
   int (*current_work_stream)(int32_t device_type, int32_t device_id, void** out_stream);
 };
 
 // The exchange API of an object's type, or nullptr when it publishes none (cached per type).
 const DLPackExchangeAPI* exchange_api(nb::handle h);
+
+// A new, uninitialised array of `like`'s framework (which must publish the DLPack exchange API with an
+// allocator) on the device of `like_view`: PyTorch allocates it as torch.empty would, without the Python call.
+nb::object allocate_like(nb::handle like, const TensorView& like_view, DType dtype, const int64_t* shape, int ndim);
 
 // The stream argument of a CUDA call: an integer is the caller's stream (cudaStream_t; 0 is the legacy
 // default stream); None asks the framework of `data` (which must publish the DLPack exchange API) for its

@@ -29,7 +29,18 @@ void bind_resample(nb::module_& m) {
         check(parse_backend(backend, &opt.backend));
         opt.validate = validate;
         const ArrayArg dv(data, "data", false), sv(src_t, "src_t", false), tv(tgt_t, "tgt_t", false);
-        const ArrayArg ov(out, "out", true);
+        nb::object result = nb::borrow(out);
+        if (out.is_none()) {
+          // The torch fast path: the result is allocated here, through PyTorch's DLPack exchange API.
+          const TensorView& d = dv.view();
+          const TensorView& t = tv.view();
+          if ((d.ndim != 2 && d.ndim != 3) || (t.ndim != 1 && t.ndim != 2)) {
+            throw nb::value_error("out=None needs data [B, S, D] or [S, D] and tgt_t [B, T] or [T]");
+          }
+          const int64_t shape[3] = {d.shape[0], t.shape[t.ndim - 1], d.shape[d.ndim - 1]};
+          result = d.ndim == 3 ? allocate_like(data, d, d.dtype, shape, 3) : allocate_like(data, d, d.dtype, shape + 1, 2);
+        }
+        const ArrayArg ov(result, "out", true);
         std::optional<ArrayArg> lv, mv;
         if (!src_lengths.is_none()) lv.emplace(src_lengths, "src_lengths", false);
         if (!mask.is_none()) mv.emplace(mask, "mask", true);
@@ -38,8 +49,9 @@ void bind_resample(nb::module_& m) {
           return resample_trajectories(dv.view(), sv.view(), tv.view(), lv ? &lv->view() : nullptr, ov.view(),
                                        mv ? &mv->view() : nullptr, opt, s);
         });
+        return result;
       },
-      nb::arg("data"), nb::arg("src_t"), nb::arg("tgt_t"), nb::arg("src_lengths").none(), nb::arg("out"),
+      nb::arg("data"), nb::arg("src_t"), nb::arg("tgt_t"), nb::arg("src_lengths").none(), nb::arg("out").none(),
       nb::arg("mask").none(), nb::arg("method"), nb::arg("boundary"), nb::arg("backend"), nb::arg("validate"),
       nb::arg("quat_channel"), nb::arg("stream").none());
 

@@ -501,3 +501,24 @@ def test_cuda_graph_capture_with_validate_false(rng):
     torch.cuda.synchronize()
     want = rc.resample_trajectories(data.cpu(), src_t.cpu(), tgt_t.cpu())
     assert_close(out, as_f64(want), 1e-5)
+
+
+@requires_torch
+@pytest.mark.parametrize("route", ["exchange", "descriptors"])
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_torch_results_are_new_tensors_of_the_input_device_and_dtype(route, device, monkeypatch):
+    # With the DLPack exchange API the native module allocates the result through PyTorch.
+    if device == "cuda" and not HAS_CUDA:
+        pytest.skip("no CUDA GPU visible")
+    if route == "descriptors":
+        without_exchange_api(monkeypatch)
+    src_t = torch.tensor([0.0, 1.0, 3.0], dtype=torch.float64, device=device)
+    tgt_t = torch.tensor([0.5, 2.0], dtype=torch.float64, device=device)
+    for dtype in (torch.float32, torch.bfloat16, torch.float64):
+        data = torch.tensor([[0.0, 10.0], [2.0, 20.0], [6.0, 40.0]], dtype=dtype, device=device)
+        a = rc.resample_trajectories(data, src_t, tgt_t)
+        b = rc.resample_trajectories(data[None].expand(2, 3, 2), src_t, tgt_t)
+        assert a.dtype == dtype and a.device == data.device and a.shape == (2, 2) and a.is_contiguous()
+        assert b.shape == (2, 2, 2) and a.data_ptr() != b.data_ptr()
+        want = torch.tensor([[1.0, 15.0], [4.0, 30.0]], dtype=torch.float64)
+        assert torch.equal(a.cpu().double(), want) and torch.equal(b.cpu().double(), want.expand(2, 2, 2))
