@@ -40,7 +40,7 @@ if [ -z "${SKIP_OPS_BENCH:-}" ]; then
   echo "== benchmarks"
   python3 bench/bench_resample.py --gpu --json "$OUT/bench_resample.json" 2>&1 | tee "$OUT/bench_resample.log"
   python3 bench/bench_fuse.py --json "$OUT/bench_fuse.json" 2>&1 | tee "$OUT/bench_fuse.log"
-  python3 bench/bench_fuse.py --sweep-tiles 8,16 2>&1 | tee "$OUT/tile_sweep.log"  # GPU time per tile size
+  python3 bench/bench_fuse.py --sweep ROBOCACHE_RESAMPLE_ORDER=1,0 2>&1 | tee "$OUT/order_sweep.log"  # GPU time per block order
 fi
 if [ -z "${SKIP_LOADER_BENCH:-}" ]; then
   python3 -m robocache demo 2>&1 | tee "$OUT/demo.log"
