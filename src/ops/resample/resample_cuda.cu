@@ -142,14 +142,95 @@ __device__ __forceinline__ void slerp_target(const TargetSlot sl, const DT* data
 template <class TT, class TG>
 using CompareT = std::conditional_t<std::is_same_v<TT, TG>, TT, double>;
 
-// VEC: elements per 16-byte vector of DT, used by the streams whose table entry has vec set (the launcher
-// checked unit stride along D and alignment); the other streams take the scalar path, any strides.
+// The blend of target f (an index into the flattened [B, T] targets) of stream `a`: one binary search.
+template <class TT, class TG>
+__device__ __forceinline__ TargetSlot search_target(const ResampleArgs& a, int64_t f) {
+  using CT = CompareT<TT, TG>;
+  const int64_t b = f / a.T;
+  const int64_t t = f - b * a.T;
+  const TimeRow<TT, CT> row{static_cast<const TT*>(a.src_t) + b * a.st_sb, a.st_ss};
+  const int64_t len = device_row_length(a, b);
+  const CT tv = static_cast<CT>(static_cast<const TG*>(a.tgt_t)[b * a.tt_sb + t * a.tt_st]);
+  const int64_t ub = upper_bound(row, int64_t{0}, len, tv);
+  const Blend bl = make_blend(row, len, tv, ub, a.method, a.boundary);
+  if (a.mask != nullptr) a.mask[b * a.mask_sb + t * a.mask_st] = bl.inside;
+  return TargetSlot{b * a.data_sb + bl.i0 * a.data_ss, b * a.data_sb + bl.i1 * a.data_ss, b * a.out_sb + t * a.out_st,
+                    bl.w, bl.missing ? kMissing : (bl.i0 == bl.i1 ? kCopy : kBlend)};
+}
+
+// The block writes the channels of the n_t targets in `slots` (searched) of one stream. VEC: elements per
+// 16-byte vector of DT, used where `vec` allows (the launcher checked unit stride along D and alignment);
+// otherwise the scalar path, any strides. 32-bit index arithmetic: the launcher keeps tile * D below 2^31.
+template <class DT, int VEC>
+__device__ __forceinline__ void stream_tile(const ResampleArgs& a, int vec, const TargetSlot* slots, int n_t) {
+  using A = Acc<DT>;
+  const auto* data = static_cast<const DT*>(a.data);
+  auto* out = static_cast<DT*>(a.out);
+  if (VEC > 1 && vec != kScalar) {
+    // One 16-byte vector per step; stored as one vector too where the output rows are aligned (kVector),
+    // else element by element (kVectorLoad: e.g. a stream at an odd offset of a concatenated output).
+    // (A 4-way unrolled variant that issued all loads first ran slower, 418 vs 277 us at B1024 S2048 T1024
+    // D64 f32 on an H100: registers cost occupancy; loads staged through shared memory with cp.async did not
+    // pay either, BENCHMARKS.md session 4.)
+    union Pack {
+      uint4 raw;
+      DT e[VEC];
+    };
+    const bool store_vec = vec == kVector;
+    const unsigned nvec = static_cast<unsigned>(a.D / VEC);
+    const unsigned n = static_cast<unsigned>(n_t) * nvec;
+    for (unsigned idx = threadIdx.x; idx < n; idx += blockDim.x) {
+      const unsigned j = idx / nvec;
+      const unsigned d = (idx - j * nvec) * VEC;
+      const TargetSlot sl = slots[j];
+      Pack po;
+      if (sl.kind == kMissing) {
+#pragma unroll
+        for (int e = 0; e < VEC; ++e) po.e[e] = from_acc<DT>(std::numeric_limits<A>::quiet_NaN());
+      } else {
+        Pack pa;
+        pa.raw = __ldg(reinterpret_cast<const uint4*>(data + sl.src0 + d));
+        if (sl.kind == kCopy) {
+          po.raw = pa.raw;  // bit-exact copy
+        } else {
+          Pack pb;
+          pb.raw = __ldg(reinterpret_cast<const uint4*>(data + sl.src1 + d));
+          const A w = static_cast<A>(sl.w);
+#pragma unroll
+          for (int e = 0; e < VEC; ++e) po.e[e] = from_acc<DT>(lerp_rn(to_acc(pa.e[e]), to_acc(pb.e[e]), w));
+        }
+      }
+      if (store_vec) {
+        *reinterpret_cast<uint4*>(out + sl.dst + d) = po.raw;
+      } else {
+#pragma unroll
+        for (int e = 0; e < VEC; ++e) out[sl.dst + d + e] = po.e[e];
+      }
+    }
+  } else {
+    const unsigned D = static_cast<unsigned>(a.D);
+    const unsigned n = static_cast<unsigned>(n_t) * D;
+    for (unsigned idx = threadIdx.x; idx < n; idx += blockDim.x) {
+      const unsigned j = idx / D;
+      const int64_t d = idx - j * D;
+      const TargetSlot sl = slots[j];
+      A v;
+      if (sl.kind == kMissing) {
+        v = std::numeric_limits<A>::quiet_NaN();
+      } else {
+        const A va = to_acc(data[sl.src0 + d * a.data_sd]);
+        v = sl.kind == kCopy ? va : lerp_rn(va, to_acc(data[sl.src1 + d * a.data_sd]), static_cast<A>(sl.w));
+      }
+      out[sl.dst + d * a.out_sd] = from_acc<DT>(v);
+    }
+  }
+}
+
+// Each block takes a tile of `tile[k]` consecutive targets of one stream k, in the order of StreamTableN.
 template <class DT, class TT, class TG, int VEC, int N>
 __global__ void __launch_bounds__(kThreads, kMinBlocks)
     resample_kernel(const __grid_constant__ StreamTableN<N> table) {
   __shared__ TargetSlot slots[kMaxTile];
-  using A = Acc<DT>;
-  using CT = CompareT<TT, TG>;
   const int64_t total = table.block_end[table.n - 1];
 
   for (int64_t blk = blockIdx.x; blk < total; blk += gridDim.x) {
@@ -172,87 +253,14 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
     const ResampleArgs a = table.s[k];
     const int64_t f0 = local * table.tile[k];
     const int n_t = static_cast<int>(min(static_cast<int64_t>(table.tile[k]), a.B * a.T - f0));
-    const auto* data = static_cast<const DT*>(a.data);
-    auto* out = static_cast<DT*>(a.out);
-
-    if (static_cast<int>(threadIdx.x) < n_t) {
-      const int64_t f = f0 + threadIdx.x;
-      const int64_t b = f / a.T;
-      const int64_t t = f - b * a.T;
-      const TimeRow<TT, CT> row{static_cast<const TT*>(a.src_t) + b * a.st_sb, a.st_ss};
-      const int64_t len = device_row_length(a, b);
-      const CT tv = static_cast<CT>(static_cast<const TG*>(a.tgt_t)[b * a.tt_sb + t * a.tt_st]);
-      const int64_t ub = upper_bound(row, int64_t{0}, len, tv);
-      const Blend bl = make_blend(row, len, tv, ub, a.method, a.boundary);
-      slots[threadIdx.x] = TargetSlot{b * a.data_sb + bl.i0 * a.data_ss, b * a.data_sb + bl.i1 * a.data_ss,
-                                      b * a.out_sb + t * a.out_st, bl.w,
-                                      bl.missing ? kMissing : (bl.i0 == bl.i1 ? kCopy : kBlend)};
-      if (a.mask != nullptr) a.mask[b * a.mask_sb + t * a.mask_st] = bl.inside;
-    }
+    if (static_cast<int>(threadIdx.x) < n_t) slots[threadIdx.x] = search_target<TT, TG>(a, f0 + threadIdx.x);
     __syncthreads();
-
-    // 32-bit index arithmetic: the launcher keeps tile * D below 2^31.
-    if (VEC > 1 && table.vec[k] != kScalar) {
-      // One 16-byte vector per step; stored as one vector too where the output rows are aligned
-      // (kVector), else element by element (kVectorLoad: e.g. a stream at an odd offset of a
-      // concatenated output). (A 4-way unrolled variant that issued all loads first ran slower, 418 vs
-      // 277 us at B1024 S2048 T1024 D64 f32 on an H100: registers cost occupancy.)
-      union Pack {
-        uint4 raw;
-        DT e[VEC];
-      };
-      const bool store_vec = table.vec[k] == kVector;
-      const unsigned nvec = static_cast<unsigned>(a.D / VEC);
-      const unsigned n = static_cast<unsigned>(n_t) * nvec;
-      for (unsigned idx = threadIdx.x; idx < n; idx += blockDim.x) {
-        const unsigned j = idx / nvec;
-        const unsigned d = (idx - j * nvec) * VEC;
-        const TargetSlot sl = slots[j];
-        Pack po;
-        if (sl.kind == kMissing) {
-#pragma unroll
-          for (int e = 0; e < VEC; ++e) po.e[e] = from_acc<DT>(std::numeric_limits<A>::quiet_NaN());
-        } else {
-          Pack pa;
-          pa.raw = __ldg(reinterpret_cast<const uint4*>(data + sl.src0 + d));
-          if (sl.kind == kCopy) {
-            po.raw = pa.raw;  // bit-exact copy
-          } else {
-            Pack pb;
-            pb.raw = __ldg(reinterpret_cast<const uint4*>(data + sl.src1 + d));
-            const A w = static_cast<A>(sl.w);
-#pragma unroll
-            for (int e = 0; e < VEC; ++e) po.e[e] = from_acc<DT>(lerp_rn(to_acc(pa.e[e]), to_acc(pb.e[e]), w));
-          }
-        }
-        if (store_vec) {
-          *reinterpret_cast<uint4*>(out + sl.dst + d) = po.raw;
-        } else {
-#pragma unroll
-          for (int e = 0; e < VEC; ++e) out[sl.dst + d + e] = po.e[e];
-        }
-      }
-    } else {
-      const unsigned D = static_cast<unsigned>(a.D);
-      const unsigned n = static_cast<unsigned>(n_t) * D;
-      for (unsigned idx = threadIdx.x; idx < n; idx += blockDim.x) {
-        const unsigned j = idx / D;
-        const int64_t d = idx - j * D;
-        const TargetSlot sl = slots[j];
-        A v;
-        if (sl.kind == kMissing) {
-          v = std::numeric_limits<A>::quiet_NaN();
-        } else {
-          const A va = to_acc(data[sl.src0 + d * a.data_sd]);
-          v = sl.kind == kCopy ? va : lerp_rn(va, to_acc(data[sl.src1 + d * a.data_sd]), static_cast<A>(sl.w));
-        }
-        out[sl.dst + d * a.out_sd] = from_acc<DT>(v);
-      }
-    }
+    stream_tile<DT, VEC>(a, table.vec[k], slots, n_t);
     if (a.method == InterpMethod::Slerp) {
       __syncthreads();
       if (static_cast<int>(threadIdx.x) < n_t) {
-        slerp_target<DT>(slots[threadIdx.x], data, out, a.data_sd, a.out_sd, a.quat);
+        slerp_target<DT>(slots[threadIdx.x], static_cast<const DT*>(a.data), static_cast<DT*>(a.out), a.data_sd,
+                         a.out_sd, a.quat);
       }
     }
     __syncthreads();
@@ -484,8 +492,10 @@ int tile_work() {
   static const int work = env_int("ROBOCACHE_RESAMPLE_TILE_WORK", 1, 256, 16);
   return work;
 }
-// The block order of a multi-stream launch (StreamTableN): 1 interleaved where the streams share output rows
-// (shares_rows), 0 stream by stream always (ROBOCACHE_RESAMPLE_ORDER, to compare them).
+// The block order of a multi-stream launch where the streams share output rows (shares_rows): 1 interleaved
+// (StreamTableN), 0 stream by stream as elsewhere (ROBOCACHE_RESAMPLE_ORDER, to compare them). (Row tiles, in
+// which one block wrote all streams' parts of its targets' rows, measured slower: 8 streams 117 against 108
+// us, 3 streams 74 against 70; BENCHMARKS.md session 4.)
 int block_order() {
   static const int order = env_int("ROBOCACHE_RESAMPLE_ORDER", 0, 1, 1);
   return order;
