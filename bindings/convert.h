@@ -128,7 +128,7 @@ class ArrayArg {
     }
     if (const DLPackExchangeAPI* api = exchange_api(h)) {
       nb::dlpack::dltensor t{};
-      if (api->dltensor_from_py_object_no_sync(h.ptr(), &t) != 0) throw nb::python_error();
+      if (api->dltensor_from_py_object_no_sync(h.ptr(), &t) != 0) throw_not_describable(name);
       view_ = dl_view(static_cast<char*>(t.data) + t.byte_offset, t.dtype, t.device.device_type, t.device.device_id,
                       static_cast<size_t>(t.ndim), t.shape, t.strides, name);
       return;
@@ -148,6 +148,15 @@ class ArrayArg {
   const TensorView& view() const { return view_; }
 
  private:
+  // The framework could not describe the array (e.g. a sparse torch tensor): its error's first line, named.
+  [[noreturn]] static void throw_not_describable(const char* name) {
+    const nb::python_error error;  // takes the pending Python error
+    std::string what = error.what();
+    what = what.substr(0, what.find('\n'));
+    throw nb::type_error((std::string(name) + " cannot be read in place (" + what +
+                          "); RoboCache takes dense arrays with strides")
+                             .c_str());
+  }
   [[noreturn]] static void throw_not_array(nb::handle h, const char* name, bool writable) {
     const std::string type = nb::cast<std::string>(nb::str(nb::handle(reinterpret_cast<PyObject*>(Py_TYPE(h.ptr())))));
     throw nb::type_error((std::string(name) + " must be a" + (writable ? " writable" : "n") +

@@ -70,9 +70,9 @@ def resample_trajectories(
             and (out is None or type(out) is _torch_fast.Tensor):
         # The common torch call, with as little Python as possible: a small CUDA call costs about as much
         # Python as kernel time. With the DLPack exchange API the native module reads the tensors and
-        # PyTorch's current stream itself (stream None) and allocates the result; else the tensors travel as
-        # descriptors. Anything
-        # unusual (a dtype without a code, sparse layouts) takes the general path below, which reports it.
+        # PyTorch's current stream itself (stream None) and allocates the result, reporting anything it cannot
+        # take. Else the tensors travel as descriptors, and anything unusual (a dtype without a code, sparse
+        # layouts) takes the general path below, which reports it.
         if data.ndim in (2, 3) and tgt_t.ndim in (1, 2):
             if _torch_exchange:  # out=None: the native module allocates the result through the same API
                 return _C.resample_trajectories(data, src_t, tgt_t, None, out, None, method, boundary, backend or "",

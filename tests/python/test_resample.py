@@ -522,3 +522,14 @@ def test_torch_results_are_new_tensors_of_the_input_device_and_dtype(route, devi
         assert b.shape == (2, 2, 2) and a.data_ptr() != b.data_ptr()
         want = torch.tensor([[1.0, 15.0], [4.0, 30.0]], dtype=torch.float64)
         assert torch.equal(a.cpu().double(), want) and torch.equal(b.cpu().double(), want.expand(2, 2, 2))
+
+
+@requires_torch
+def test_sparse_torch_tensors_are_refused_by_name():
+    sparse = torch.zeros(2, 4, 3).to_sparse()
+    # Named whichever way PyTorch passes them (the DLPack exchange API or __dlpack__).
+    with pytest.raises(TypeError, match=r"^data "):
+        rc.resample_trajectories(sparse, torch.arange(4.0), torch.tensor([0.5]))
+    with pytest.raises(TypeError, match=r"^out "):
+        rc.resample_trajectories(torch.zeros(2, 4, 3), torch.arange(4.0), torch.tensor([0.5]),
+                                 out=torch.zeros(2, 1, 3).to_sparse())
