@@ -1,6 +1,7 @@
 // Array import helpers shared by the bindings: DLPack fields -> TensorView, the DLPack exchange API, and
 // the stream of a call.
 #include <string>
+#include <string_view>
 
 #include "convert.h"
 
@@ -65,7 +66,17 @@ const DLPackExchangeAPI* exchange_api(nb::handle h) {
     if (cache[i].type == type) return cache[i].api;
   }
   const DLPackExchangeAPI* api = nullptr;
-  PyObject* attr = PyObject_GetAttrString(reinterpret_cast<PyObject*>(type), "__dlpack_c_exchange_api__");
+  // PyTorch's table only, the one tested: another producer's no-sync functions might hand over a buffer that
+  // is not ready yet (e.g. an array JAX is still computing); other arrays go through __dlpack__.
+  bool torch_type = false;
+  if (PyObject* module = PyObject_GetAttrString(reinterpret_cast<PyObject*>(type), "__module__")) {
+    const char* m = PyUnicode_Check(module) ? PyUnicode_AsUTF8(module) : nullptr;
+    torch_type = m != nullptr && (std::string_view(m) == "torch" || std::string_view(m).rfind("torch.", 0) == 0);
+    Py_DECREF(module);
+  }
+  PyErr_Clear();
+  PyObject* attr = torch_type ? PyObject_GetAttrString(reinterpret_cast<PyObject*>(type), "__dlpack_c_exchange_api__")
+                              : nullptr;
   if (attr == nullptr) {
     PyErr_Clear();
   } else {

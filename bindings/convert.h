@@ -81,7 +81,8 @@ struct DLPackExchangeAPI {
   int (*current_work_stream)(int32_t device_type, int32_t device_id, void** out_stream);
 };
 
-// The exchange API of an object's type, or nullptr when it publishes none (cached per type).
+// The exchange API of an object's type, or nullptr when it publishes none or is not a PyTorch type (cached
+// per type).
 const DLPackExchangeAPI* exchange_api(nb::handle h);
 
 // A new, uninitialised array of `like`'s framework (which must publish the DLPack exchange API with an
