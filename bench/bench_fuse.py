@@ -4,7 +4,7 @@ stream plus torch.cat, and against the floor (bytes that must move / measured de
     python bench/bench_fuse.py [--json PATH]
     python bench/bench_fuse.py --sweep ROBOCACHE_RESAMPLE_TILE_WORK=8,16   (GPU time only, one process per
         value of a tuning variable: ROBOCACHE_RESAMPLE_TILE_WORK, the vectors per thread a tile aims at, or
-        ROBOCACHE_RESAMPLE_PIPELINE, the streaming-loop variant; also three resample sizes)
+        ROBOCACHE_RESAMPLE_ORDER, the block order of concatenated alignments; also three resample sizes)
 
 Floor bytes: the output, the target times, and per stream the source rows a linear interpolation must
 read (min(S, 2T) rows of D channels per episode) with their times.

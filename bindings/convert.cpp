@@ -1,11 +1,29 @@
-// Array import helpers shared by the bindings: DLPack fields -> TensorView, the DLPack exchange API, and
-// the stream of a call.
+// Array helpers shared by the bindings: DLPack dtypes and fields <-> robocache's, the DLPack exchange API,
+// and the stream of a call.
 #include <string>
 #include <string_view>
 
 #include "convert.h"
 
 namespace robocache::bindings {
+
+nb::dlpack::dtype dlpack_dtype(DType dtype) {
+  switch (dtype) {
+    case DType::Float16: return {uint8_t(nb::dlpack::dtype_code::Float), 16, 1};
+    case DType::BFloat16: return {uint8_t(nb::dlpack::dtype_code::Bfloat), 16, 1};
+    case DType::Float32: return nb::dtype<float>();
+    case DType::Float64: return nb::dtype<double>();
+    case DType::Int32: return nb::dtype<int32_t>();
+    case DType::Int64: return nb::dtype<int64_t>();
+    case DType::UInt8: return nb::dtype<uint8_t>();
+    case DType::Bool: return nb::dtype<bool>();
+  }
+  throw nb::type_error("unknown dtype");
+}
+
+std::string python_type_name(nb::handle h) {
+  return nb::cast<std::string>(nb::str(nb::handle(reinterpret_cast<PyObject*>(Py_TYPE(h.ptr())))));
+}
 
 TensorView dl_view(void* data, nb::dlpack::dtype dt, int32_t device_type, int32_t device_id, size_t ndim,
                    const int64_t* shape, const int64_t* strides, const char* name) {
@@ -105,26 +123,15 @@ const DLPackExchangeAPI* exchange_api(nb::handle h) {
 nb::object allocate_like(nb::handle like, const TensorView& like_view, DType dtype, const int64_t* shape, int ndim) {
   const DLPackExchangeAPI* api = exchange_api(like);
   if (api == nullptr || api->managed_tensor_allocator == nullptr || api->managed_tensor_to_py_object_no_sync == nullptr) {
-    const std::string type = nb::cast<std::string>(nb::str(nb::handle(reinterpret_cast<PyObject*>(Py_TYPE(like.ptr())))));
     throw nb::value_error(("out=None needs the framework of the input to allocate through the DLPack exchange API, "
-                           "which " + type + " does not publish; pass out")
+                           "which " + python_type_name(like) + " does not publish; pass out")
                               .c_str());
-  }
-  using code = nb::dlpack::dtype_code;
-  nb::dlpack::dtype dt{static_cast<uint8_t>(code::Float), static_cast<uint8_t>(8 * dtype_size(dtype)), 1};
-  switch (dtype) {
-    case DType::BFloat16: dt.code = static_cast<uint8_t>(code::Bfloat); break;
-    case DType::Int32:
-    case DType::Int64: dt.code = static_cast<uint8_t>(code::Int); break;
-    case DType::UInt8: dt.code = static_cast<uint8_t>(code::UInt); break;
-    case DType::Bool: dt.code = static_cast<uint8_t>(code::Bool); break;
-    default: break;
   }
   nb::dlpack::dltensor proto{};
   proto.device.device_type = like_view.device.is_cuda() ? nb::device::cuda::value : nb::device::cpu::value;
   proto.device.device_id = like_view.device.is_cuda() ? like_view.device.index : 0;
   proto.ndim = ndim;
-  proto.dtype = dt;
+  proto.dtype = dlpack_dtype(dtype);
   proto.shape = const_cast<int64_t*>(shape);
   struct Failure {
     std::string kind, message;
@@ -152,9 +159,8 @@ Stream resolve_stream(nb::handle stream, nb::handle data, const TensorView& view
   if (view.device.type != DeviceType::CUDA) return nullptr;
   const DLPackExchangeAPI* api = exchange_api(data);
   if (api == nullptr) {
-    const std::string type = nb::cast<std::string>(nb::str(nb::handle(reinterpret_cast<PyObject*>(Py_TYPE(data.ptr())))));
     throw nb::value_error(("stream=None needs data's framework to report its current CUDA stream through the "
-                           "DLPack exchange API, which " + type + " does not publish; pass the stream")
+                           "DLPack exchange API, which " + python_type_name(data) + " does not publish; pass the stream")
                               .c_str());
   }
   void* s = nullptr;

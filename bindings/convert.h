@@ -38,6 +38,12 @@ void check_without_gil(F&& f) {
   check(status);
 }
 
+// The DLPack dtype of a robocache dtype (the inverse of dl_view's mapping).
+nb::dlpack::dtype dlpack_dtype(DType dtype);
+
+// "module.Type" of an object, for error messages.
+std::string python_type_name(nb::handle h);
+
 // A TensorView from DLPack fields (nanobind's import or a framework's DLPack exchange API); strides in
 // elements, nullptr for a compact row-major array.
 TensorView dl_view(void* data, nb::dlpack::dtype dt, int32_t device_type, int32_t device_id, size_t ndim,
@@ -159,7 +165,7 @@ class ArrayArg {
                              .c_str());
   }
   [[noreturn]] static void throw_not_array(nb::handle h, const char* name, bool writable) {
-    const std::string type = nb::cast<std::string>(nb::str(nb::handle(reinterpret_cast<PyObject*>(Py_TYPE(h.ptr())))));
+    const std::string type = python_type_name(h);
     throw nb::type_error((std::string(name) + " must be a" + (writable ? " writable" : "n") +
                           " array (NumPy, PyTorch, CuPy or any DLPack producer), got " + type)
                              .c_str());

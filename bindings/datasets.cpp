@@ -14,20 +14,6 @@
 namespace robocache::bindings {
 namespace {
 
-nb::dlpack::dtype dlpack_dtype(DType dtype) {
-  switch (dtype) {
-    case DType::Float16: return {uint8_t(nb::dlpack::dtype_code::Float), 16, 1};
-    case DType::BFloat16: return {uint8_t(nb::dlpack::dtype_code::Bfloat), 16, 1};
-    case DType::Float32: return nb::dtype<float>();
-    case DType::Float64: return nb::dtype<double>();
-    case DType::Int32: return nb::dtype<int32_t>();
-    case DType::Int64: return nb::dtype<int64_t>();
-    case DType::UInt8: return nb::dtype<uint8_t>();
-    case DType::Bool: return nb::dtype<bool>();
-  }
-  throw nb::type_error("unknown dtype");
-}
-
 // Shares the Array's buffer with NumPy: the capsule holds one more reference to it.
 nb::object to_numpy(const robocache::Array& a) {
   auto* keep = new std::shared_ptr<std::vector<uint8_t>>(a.buffer);

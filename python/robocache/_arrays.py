@@ -180,9 +180,8 @@ def native(x: Any, lib: str) -> Any:
     """What the native module takes for an array argument. A torch tensor goes as it is where PyTorch
     publishes the DLPack exchange API, else as a descriptor (data_ptr, dtype code, device, shape,
     strides): reading those attributes costs ~0.5 us, against 2-5 us for tensor.__dlpack__(), which
-    dominated small calls. So does a NumPy bfloat16 array (the
-    ml_dtypes type JAX uses), which neither the buffer protocol nor NumPy's DLPack export carries. Other
-    arrays go through DLPack."""
+    dominated small calls. A NumPy bfloat16 array (the ml_dtypes type JAX uses) goes as a descriptor too:
+    neither the buffer protocol nor NumPy's DLPack export carries it. Other arrays go through DLPack."""
     if type(x) is np.ndarray and x.dtype.name == "bfloat16":
         if any(st % 2 for st in x.strides):
             raise ValueError(f"a bfloat16 array with strides {x.strides} (bytes) that are not whole elements")

@@ -150,11 +150,12 @@ void BufferPool::release(OutputBuffer* b, Stream last_user) {
 #else
   (void)last_user;
 #endif
-  bool destroy_now = false;
+  bool destroy_now = false, close_again = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (retire) {
       retired_.push_back(b);
+      close_again = closed_;  // close() has run: it frees what it finds retired
     } else if (closed_) {
       destroy_now = true;
       --count_;
@@ -163,7 +164,7 @@ void BufferPool::release(OutputBuffer* b, Stream last_user) {
     }
   }
   if (destroy_now) destroy(b);
-  if (retire && closed_now()) close();
+  if (close_again) close();
 }
 
 void BufferPool::trim(size_t keep) {
@@ -198,11 +199,6 @@ void BufferPool::close() {
   }
 #endif
   for (OutputBuffer* b : retired) destroy(b);
-}
-
-bool BufferPool::closed_now() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return closed_;
 }
 
 int64_t BufferPool::count() const {

@@ -56,7 +56,6 @@ class BufferPool {
 
  private:
   void destroy(OutputBuffer* b);
-  bool closed_now() const;
   const Device device_;
   const size_t bytes_;
   mutable std::mutex mu_;

@@ -475,7 +475,7 @@ int vector_mode(const ResampleArgs& a) {
 
 // Elements or vectors per thread a tile aims at: 16 (H100: 3 streams 72.7 us against 75.4 with 8, B1024
 // S2048 T1024 D64 f32 285 against 293 us; BENCHMARKS.md), or ROBOCACHE_RESAMPLE_TILE_WORK (1..256) to tune
-// it (bench/bench_fuse.py --sweep-tiles runs each value in its own process).
+// it (bench/bench_fuse.py --sweep ROBOCACHE_RESAMPLE_TILE_WORK=8,16 runs each value in its own process).
 // A value that is not an integer in range is reported on stderr and not used.
 int env_int(const char* name, int lo, int hi, int fallback) {
   const char* e = std::getenv(name);
