@@ -43,14 +43,17 @@ def floor_bytes(spec):
     return B * (rows + T * 8 + T * sum(D for _, _, D in spec) * 4)
 
 
-def gpu_only(torch):
-    """GPU time (CUDA graph) of the alignment problems and three resampling sizes, against the floor."""
+def gpu_only(torch, rows=None):
+    """GPU time (CUDA graph) of the alignment problems and three resampling sizes, against the floor; `rows`:
+    only the rows whose label starts with one of these."""
     from bench_resample import floor_bytes as resample_floor, make_problem
 
     bw = copy_bandwidth(torch)
     row = [f"{os.environ.get('ROBOCACHE_SWEEP', 'default')}:"]
     for label, spec, concat in (("image only", THREE[:1], True), ("3 streams", THREE, True), ("8 streams", EIGHT, True),
                                 ("8 streams concat=False", EIGHT, False)):
+        if rows and not any(label.startswith(r) for r in rows):
+            continue
         streams, tgt = make(torch, spec)
         t = graph_time(lambda: rc.fuse_multimodal(streams, tgt, validate=False, concat=concat), torch)
         # A plain device copy that moves the floor's bytes (half read, half written), timed the same way: the
@@ -62,6 +65,8 @@ def gpu_only(torch):
         del streams, src, dst
     for B, S, T, D, dt in ((256, 500, 250, 32, torch.float32), (1024, 2048, 1024, 64, torch.float32),
                            (1024, 2048, 1024, 64, torch.bfloat16)):
+        if rows and not any(f"B{B} S{S} {str(dt)[6:]}".startswith(r) for r in rows):
+            continue
         d, st, tt = make_problem(torch, B, S, T, D, dt, "cuda")
         out = torch.empty(B, T, D, dtype=dt, device="cuda")
         t = graph_time(lambda: rc.resample_trajectories(d, st, tt, out=out, validate=False), torch)
@@ -75,6 +80,8 @@ def main():
     ap.add_argument("--json")
     ap.add_argument("--sweep", metavar="VAR=V1,V2", help="run the GPU-only timings once per value of VAR")
     ap.add_argument("--gpu-only", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--rows", help="with --sweep: only these GPU-only rows (comma-separated label prefixes, "
+                    "e.g. 'image only,3 streams,B1024 S2048 float32')")
     args = ap.parse_args()
     import torch
 
@@ -84,11 +91,12 @@ def main():
         if not var.startswith("ROBOCACHE_") or not values:
             ap.error(f"--sweep: expected ROBOCACHE_...=V1,V2, got {args.sweep!r}")
         for v in values.split(","):
-            subprocess.run([sys.executable, __file__, "--gpu-only"], check=True,
+            subprocess.run([sys.executable, __file__, "--gpu-only"] + (["--rows", args.rows] if args.rows else []),
+                           check=True,
                            env=dict(os.environ, **{var: v, "ROBOCACHE_SWEEP": f"{var}={v}"}))
         return
     if args.gpu_only:
-        return gpu_only(torch)
+        return gpu_only(torch, args.rows.split(",") if args.rows else None)
 
     if not torch.cuda.is_available():
         sys.exit("bench_fuse: no CUDA GPU visible")

@@ -525,6 +525,26 @@ void plan_tiles(StreamTable* table, int64_t min_blocks) {
     if (blocks >= min_blocks || widest < 0) break;
     table->tile[widest] /= 2;
   }
+  if (env_int("ROBOCACHE_RESAMPLE_WAVES", 0, 1, 0) == 0) return;
+  // Whole waves: the blocks a multiprocessor set holds at once (min_blocks) times a whole number W, so the last
+  // wave is not a partial one.
+  int64_t blocks = 0;
+  for (int k = 0; k < table->n; ++k) blocks += (targets(k) + table->tile[k] - 1) / table->tile[k];
+  if (blocks <= min_blocks) return;
+  const int64_t waves = std::max<int64_t>(1, (blocks + min_blocks / 2) / min_blocks);
+  const int64_t cap = waves * min_blocks;
+  for (int k = 0; k < table->n; ++k) {
+    const int64_t t = (static_cast<int64_t>(table->tile[k]) * blocks + cap - 1) / cap;
+    table->tile[k] = static_cast<int>(std::clamp<int64_t>(t, 1, kMaxTile));
+  }
+  for (int guard = 0; guard < 64; ++guard) {
+    blocks = 0;
+    for (int k = 0; k < table->n; ++k) blocks += (targets(k) + table->tile[k] - 1) / table->tile[k];
+    if (blocks <= cap) break;
+    for (int k = 0; k < table->n; ++k) {
+      table->tile[k] = std::min(kMaxTile, table->tile[k] + std::max(1, table->tile[k] / 32));
+    }
+  }
 }
 
 // Whether the streams write column ranges of one output array (fuse_multimodal's concatenated result): the
