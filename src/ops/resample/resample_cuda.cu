@@ -79,7 +79,7 @@ __device__ __forceinline__ int64_t device_row_length(const ResampleArgs& a, int6
 // order below. `vec[k]`: kVector (16-byte loads and stores along a unit-stride D),
 // kVectorLoad (16-byte loads, element stores) or kScalar (any strides).
 constexpr int kMaxStreams = 8;
-constexpr int kScalar = 0, kVectorLoad = 1, kVector = 2, kStraddle = 3;  // StreamTable::vec
+constexpr int kScalar = 0, kVectorLoad = 1, kVector = 2;  // StreamTable::vec
 // N: the table's capacity. A one-stream call launches with a one-entry table: the parameter block is
 // copied at every launch, and 1.7 KB of unused entries cost launch time.
 template <int N>
@@ -158,47 +158,6 @@ __device__ __forceinline__ TargetSlot search_target(const ResampleArgs& a, int64
                     bl.w, bl.missing ? kMissing : (bl.i0 == bl.i1 ? kCopy : kBlend)};
 }
 
-// The blend of source elements [d, d + VEC) of target `sl` as one 16-byte vector (NaN where missing, the
-// bits of the sample where i0 == i1).
-template <class DT, int VEC>
-__device__ __forceinline__ uint4 blend_vec(const DT* data, const TargetSlot& sl, unsigned d) {
-  using A = Acc<DT>;
-  union Pack {
-    uint4 raw;
-    DT e[VEC];
-  };
-  Pack po;
-  if (sl.kind == kMissing) {
-#pragma unroll
-    for (int e = 0; e < VEC; ++e) po.e[e] = from_acc<DT>(std::numeric_limits<A>::quiet_NaN());
-    return po.raw;
-  }
-  Pack pa;
-  pa.raw = __ldg(reinterpret_cast<const uint4*>(data + sl.src0 + d));
-  if (sl.kind == kCopy) return pa.raw;  // bit-exact copy
-  Pack pb;
-  pb.raw = __ldg(reinterpret_cast<const uint4*>(data + sl.src1 + d));
-  const A w = static_cast<A>(sl.w);
-#pragma unroll
-  for (int e = 0; e < VEC; ++e) po.e[e] = from_acc<DT>(lerp_rn(to_acc(pa.e[e]), to_acc(pb.e[e]), w));
-  return po.raw;
-}
-
-// Bytes [16 - shift, 32 - shift) of the 32 bytes lo:hi (0 < shift < 16).
-__device__ __forceinline__ uint4 straddle(uint4 lo, uint4 hi, unsigned shift) {
-  const unsigned s = 16u - shift;
-  const unsigned bits = (s & 3u) * 8u;
-  uint32_t x0, x1, x2, x3, x4;
-  switch (s >> 2) {
-    case 0: x0 = lo.x, x1 = lo.y, x2 = lo.z, x3 = lo.w, x4 = hi.x; break;
-    case 1: x0 = lo.y, x1 = lo.z, x2 = lo.w, x3 = hi.x, x4 = hi.y; break;
-    case 2: x0 = lo.z, x1 = lo.w, x2 = hi.x, x3 = hi.y, x4 = hi.z; break;
-    default: x0 = lo.w, x1 = hi.x, x2 = hi.y, x3 = hi.z, x4 = hi.w; break;
-  }
-  return make_uint4(__funnelshift_r(x0, x1, bits), __funnelshift_r(x1, x2, bits), __funnelshift_r(x2, x3, bits),
-                    __funnelshift_r(x3, x4, bits));
-}
-
 // The block writes the channels of the n_t targets in `slots` (searched) of one stream. VEC: elements per
 // 16-byte vector of DT, used where `vec` allows (the launcher checked unit stride along D and alignment);
 // otherwise the scalar path, any strides. 32-bit index arithmetic: the launcher keeps tile * D below 2^31.
@@ -207,51 +166,7 @@ __device__ __forceinline__ void stream_tile(const ResampleArgs& a, int vec, cons
   using A = Acc<DT>;
   const auto* data = static_cast<const DT*>(a.data);
   auto* out = static_cast<DT*>(a.out);
-  if (VEC > 1 && vec == kStraddle) {
-    // Output rows that need not start on a 16-byte boundary: step u of a row writes its u-th aligned 16-byte
-    // piece, which straddles source vectors u - 1 and u; each lane blends vector u and takes u - 1 from the
-    // lane before (lane 0 blends it too), so every store but a row's first and last is one 16-byte store.
-    union Pack {
-      uint4 raw;
-      DT e[VEC];
-    };
-    const unsigned nvec = static_cast<unsigned>(a.D / VEC);
-    const unsigned per_row = nvec + 1;
-    const unsigned n = static_cast<unsigned>(n_t) * per_row;
-    const unsigned lane = threadIdx.x & 31u;
-    const uint4 zero = make_uint4(0, 0, 0, 0);
-    for (unsigned base = threadIdx.x - lane; base < n; base += blockDim.x) {  // warp-uniform: shuffles below
-      const unsigned idx = base + lane;
-      const bool active = idx < n;
-      const unsigned j = active ? idx / per_row : 0;
-      const unsigned u = idx - j * per_row;
-      const TargetSlot sl = slots[j];
-      const uint4 own = active && u < nvec ? blend_vec<DT, VEC>(data, sl, u * VEC) : zero;
-      uint4 prev = lane == 0 && active && u > 0 ? blend_vec<DT, VEC>(data, sl, (u - 1) * VEC) : zero;
-      const uint4 up = make_uint4(__shfl_up_sync(~0u, own.x, 1), __shfl_up_sync(~0u, own.y, 1),
-                                  __shfl_up_sync(~0u, own.z, 1), __shfl_up_sync(~0u, own.w, 1));
-      if (lane > 0) prev = up;
-      if (!active) continue;
-      DT* row = out + sl.dst;
-      const unsigned shift = static_cast<unsigned>(reinterpret_cast<uintptr_t>(row)) & 15u;  // bytes
-      if (shift == 0) {
-        if (u < nvec) *reinterpret_cast<uint4*>(row + u * VEC) = own;
-        continue;
-      }
-      Pack r;
-      r.raw = straddle(prev, own, shift);
-      const unsigned m = shift / sizeof(DT);  // elements of the piece before the row starts
-      DT* piece = row - m + u * VEC;
-      if (u > 0 && u < nvec) {
-        *reinterpret_cast<uint4*>(piece) = r.raw;
-      } else {
-#pragma unroll
-        for (unsigned e = 0; e < VEC; ++e) {
-          if ((u == 0) == (e >= m)) piece[e] = r.e[e];
-        }
-      }
-    }
-  } else if (VEC > 1 && vec != kScalar) {
+  if (VEC > 1 && vec != kScalar) {
     // One 16-byte vector per step; stored as one vector too where the output rows are aligned (kVector),
     // else element by element (kVectorLoad: e.g. a stream at an odd offset of a concatenated output).
     // (A 4-way unrolled variant that issued all loads first ran slower, 418 vs 277 us at B1024 S2048 T1024
@@ -655,7 +570,6 @@ Status launch_group(const ResampleArgs* args, const int* idx, int n, int64_t min
   for (int j = 0; j < n; ++j) {
     table.s[j] = args[idx[j]];
     table.vec[j] = vector_mode(table.s[j]);
-    if (table.vec[j] == kVectorLoad && env_int("ROBOCACHE_RESAMPLE_STRADDLE", 0, 1, 0) == 1) table.vec[j] = kStraddle;
     if (table.s[j].D * kMaxTile >= (int64_t{1} << 31)) {
       return invalid_argument("resample (CUDA): D = ", table.s[j].D, " channels per sample is more than this "
                               "backend supports (", (int64_t{1} << 31) / kMaxTile - 1, ")");
