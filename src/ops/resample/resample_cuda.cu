@@ -158,12 +158,46 @@ __device__ __forceinline__ TargetSlot search_target(const ResampleArgs& a, int64
                     bl.w, bl.missing ? kMissing : (bl.i0 == bl.i1 ? kCopy : kBlend)};
 }
 
+// The blend of source elements [d, d + VEC) of target `sl` as one 16-byte vector (NaN where missing, the
+// bits of the sample where i0 == i1).
+template <class DT, int VEC>
+__device__ __forceinline__ uint4 blend_vec(const DT* data, const TargetSlot& sl, unsigned d) {
+  using A = Acc<DT>;
+  union Pack {
+    uint4 raw;
+    DT e[VEC];
+  };
+  Pack po;
+  if (sl.kind == kMissing) {
+#pragma unroll
+    for (int e = 0; e < VEC; ++e) po.e[e] = from_acc<DT>(std::numeric_limits<A>::quiet_NaN());
+    return po.raw;
+  }
+  Pack pa;
+  pa.raw = __ldg(reinterpret_cast<const uint4*>(data + sl.src0 + d));
+  if (sl.kind == kCopy) return pa.raw;  // bit-exact copy
+  Pack pb;
+  pb.raw = __ldg(reinterpret_cast<const uint4*>(data + sl.src1 + d));
+  const A w = static_cast<A>(sl.w);
+#pragma unroll
+  for (int e = 0; e < VEC; ++e) po.e[e] = from_acc<DT>(lerp_rn(to_acc(pa.e[e]), to_acc(pb.e[e]), w));
+  return po.raw;
+}
+
+// The blend of one element, `off` elements past the target's samples (any stride).
+template <class DT>
+__device__ __forceinline__ DT blend_elem(const DT* data, const TargetSlot& sl, int64_t off) {
+  using A = Acc<DT>;
+  if (sl.kind == kMissing) return from_acc<DT>(std::numeric_limits<A>::quiet_NaN());
+  const A va = to_acc(data[sl.src0 + off]);
+  return from_acc<DT>(sl.kind == kCopy ? va : lerp_rn(va, to_acc(data[sl.src1 + off]), static_cast<A>(sl.w)));
+}
+
 // The block writes the channels of the n_t targets in `slots` (searched) of one stream. VEC: elements per
 // 16-byte vector of DT, used where `vec` allows (the launcher checked unit stride along D and alignment);
 // otherwise the scalar path, any strides. 32-bit index arithmetic: the launcher keeps tile * D below 2^31.
 template <class DT, int VEC>
 __device__ __forceinline__ void stream_tile(const ResampleArgs& a, int vec, const TargetSlot* slots, int n_t) {
-  using A = Acc<DT>;
   const auto* data = static_cast<const DT*>(a.data);
   auto* out = static_cast<DT*>(a.out);
   if (VEC > 1 && vec != kScalar) {
@@ -184,22 +218,7 @@ __device__ __forceinline__ void stream_tile(const ResampleArgs& a, int vec, cons
       const unsigned d = (idx - j * nvec) * VEC;
       const TargetSlot sl = slots[j];
       Pack po;
-      if (sl.kind == kMissing) {
-#pragma unroll
-        for (int e = 0; e < VEC; ++e) po.e[e] = from_acc<DT>(std::numeric_limits<A>::quiet_NaN());
-      } else {
-        Pack pa;
-        pa.raw = __ldg(reinterpret_cast<const uint4*>(data + sl.src0 + d));
-        if (sl.kind == kCopy) {
-          po.raw = pa.raw;  // bit-exact copy
-        } else {
-          Pack pb;
-          pb.raw = __ldg(reinterpret_cast<const uint4*>(data + sl.src1 + d));
-          const A w = static_cast<A>(sl.w);
-#pragma unroll
-          for (int e = 0; e < VEC; ++e) po.e[e] = from_acc<DT>(lerp_rn(to_acc(pa.e[e]), to_acc(pb.e[e]), w));
-        }
-      }
+      po.raw = blend_vec<DT, VEC>(data, sl, d);
       if (store_vec) {
         *reinterpret_cast<uint4*>(out + sl.dst + d) = po.raw;
       } else {
@@ -213,15 +232,7 @@ __device__ __forceinline__ void stream_tile(const ResampleArgs& a, int vec, cons
     for (unsigned idx = threadIdx.x; idx < n; idx += blockDim.x) {
       const unsigned j = idx / D;
       const int64_t d = idx - j * D;
-      const TargetSlot sl = slots[j];
-      A v;
-      if (sl.kind == kMissing) {
-        v = std::numeric_limits<A>::quiet_NaN();
-      } else {
-        const A va = to_acc(data[sl.src0 + d * a.data_sd]);
-        v = sl.kind == kCopy ? va : lerp_rn(va, to_acc(data[sl.src1 + d * a.data_sd]), static_cast<A>(sl.w));
-      }
-      out[sl.dst + d * a.out_sd] = from_acc<DT>(v);
+      out[slots[j].dst + d * a.out_sd] = blend_elem<DT>(data, slots[j], d * a.data_sd);
     }
   }
 }
@@ -261,6 +272,86 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
       if (static_cast<int>(threadIdx.x) < n_t) {
         slerp_target<DT>(slots[threadIdx.x], static_cast<const DT*>(a.data), static_cast<DT*>(a.out), a.data_sd,
                          a.out_sd, a.quat);
+      }
+    }
+    __syncthreads();
+  }
+}
+
+// Row tiles of a concatenated alignment (shares_rows): a block takes `rows` consecutive targets and writes
+// every stream's part of their output rows, in memory order: one search per (stream, target), then one loop
+// over the tile's row units (16-byte vectors or elements of each stream, stream after stream within a row),
+// so neighbouring lanes write neighbouring bytes of a row and each row is completed at once.
+constexpr int kRowSlots = 1024;  // (stream, target) slots of one row tile: 32 KB of shared memory
+struct RowStream {
+  const void* data;
+  void* out;
+  int64_t data_sd, out_sd;
+  unsigned first;  // first unit of this stream within a row
+  int vec;
+};
+template <class DT, class TT, class TG, int VEC, int N>
+__global__ void __launch_bounds__(kThreads, kMinBlocks)
+    resample_rows_kernel(const __grid_constant__ StreamTableN<N> table, int rows, unsigned row_units) {
+  __shared__ TargetSlot slots[kRowSlots];
+  __shared__ RowStream rs[N];
+  const int n = table.n;
+  const int64_t total = table.s[0].B * table.s[0].T;
+  if (static_cast<int>(threadIdx.x) < n) {
+    const int k = threadIdx.x;
+    unsigned first = 0;
+    for (int q = 0; q < k; ++q) {
+      first += static_cast<unsigned>(table.vec[q] != kScalar ? table.s[q].D / VEC : table.s[q].D);
+    }
+    rs[k] = RowStream{table.s[k].data, table.s[k].out, table.s[k].data_sd, table.s[k].out_sd, first, table.vec[k]};
+  }
+  for (int64_t blk = blockIdx.x; blk * rows < total; blk += gridDim.x) {
+    const int64_t f0 = blk * rows;
+    const int n_t = static_cast<int>(min(static_cast<int64_t>(rows), total - f0));
+    for (int q = threadIdx.x; q < n * n_t; q += blockDim.x) {
+      const int k = q / n_t;
+      slots[q] = search_target<TT, TG>(table.s[k], f0 + (q - k * n_t));
+    }
+    __syncthreads();
+    const unsigned units = static_cast<unsigned>(n_t) * row_units;
+    for (unsigned idx = threadIdx.x; idx < units; idx += blockDim.x) {
+      const unsigned j = idx / row_units;
+      const unsigned r = idx - j * row_units;
+      int k = 0;
+      while (k + 1 < n && r >= rs[k + 1].first) ++k;
+      const RowStream st = rs[k];
+      const TargetSlot sl = slots[k * n_t + j];
+      const unsigned u = r - st.first;
+      const auto* data = static_cast<const DT*>(st.data);
+      auto* out = static_cast<DT*>(st.out);
+      if (VEC > 1 && st.vec != kScalar) {
+        union Pack {
+          uint4 raw;
+          DT e[VEC];
+        };
+        Pack po;
+        po.raw = blend_vec<DT, VEC>(data, sl, u * VEC);
+        if (st.vec == kVector) {
+          *reinterpret_cast<uint4*>(out + sl.dst + u * VEC) = po.raw;
+        } else {
+#pragma unroll
+          for (int e = 0; e < VEC; ++e) out[sl.dst + u * VEC + e] = po.e[e];
+        }
+      } else {
+        out[sl.dst + u * st.out_sd] = blend_elem<DT>(data, sl, u * st.data_sd);
+      }
+    }
+    bool slerp = false;
+    for (int k = 0; k < n; ++k) slerp |= table.s[k].method == InterpMethod::Slerp;
+    if (slerp) {
+      __syncthreads();
+      for (int q = threadIdx.x; q < n * n_t; q += blockDim.x) {
+        const int k = q / n_t;
+        const ResampleArgs& a = table.s[k];
+        if (a.method == InterpMethod::Slerp) {
+          slerp_target<DT>(slots[q], static_cast<const DT*>(a.data), static_cast<DT*>(a.out), a.data_sd, a.out_sd,
+                           a.quat);
+        }
       }
     }
     __syncthreads();
@@ -497,7 +588,7 @@ int tile_work() {
 // which one block wrote all streams' parts of its targets' rows, measured slower: 8 streams 117 against 108
 // us, 3 streams 74 against 70; BENCHMARKS.md session 4.)
 int block_order() {
-  static const int order = env_int("ROBOCACHE_RESAMPLE_ORDER", 0, 1, 1);
+  static const int order = env_int("ROBOCACHE_RESAMPLE_ORDER", 0, 2, 1);
   return order;
 }
 
@@ -596,6 +687,27 @@ Status launch_group(const ResampleArgs* args, const int* idx, int n, int64_t min
     table.round_blocks = per;
     blocks = fewest * per;
     table.block_end[n - 1] = blocks;
+  }
+  if (n > 1 && block_order() == 2 && shares_rows(table)) {
+    bool same = true;
+    unsigned row_units = 0;
+    for (int j = 0; j < n; ++j) {
+      same = same && table.s[j].B == table.s[0].B && table.s[j].T == table.s[0].T;
+      row_units += static_cast<unsigned>(table.vec[j] != kScalar ? table.s[j].D / (16 / sizeof(DT)) : table.s[j].D);
+    }
+    const int64_t targets = table.s[0].B * table.s[0].T;
+    if (same && row_units > 0 && targets > 0) {
+      int rows = static_cast<int>(std::clamp<int64_t>((tile_work() * kThreads + row_units - 1) / row_units, 1,
+                                                      kRowSlots / n));
+      while (rows > 1 && (targets + rows - 1) / rows < min_blocks) rows = (rows + 1) / 2;
+      const int64_t row_blocks = (targets + rows - 1) / rows;
+      if (static_cast<int64_t>(rows) * row_units < (int64_t{1} << 31)) {
+        const auto g = static_cast<unsigned>(std::min<int64_t>(row_blocks, int64_t{1} << 30));
+        resample_rows_kernel<DT, TT, TG, 16 / sizeof(DT), kMaxStreams><<<g, kThreads, 0, stream>>>(table, rows, row_units);
+        ROBOCACHE_CUDA_CHECK(cudaGetLastError());
+        return Status::ok();
+      }
+    }
   }
   const auto grid = static_cast<unsigned>(std::min<int64_t>(blocks, int64_t{1} << 30));
   if (n == 1) {
