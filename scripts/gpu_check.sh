@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # On the GPU machine: build, GPU tests, compute-sanitizer, benchmarks, in one go.
 #   bash scripts/gpu_check.sh [pytest -k expression]     (writes logs to $OUT when set)
-# Environment: SAN_K (pytest -k expression for the sanitizer runs, default "cuda"), SKIP_OPS_BENCH=1, SKIP_LOADER_BENCH=1,
-# SKIP_VOXEL_BENCH=1.
+# Environment: SAN_K (pytest -k expression for the sanitizer runs, default "cuda"), SKIP_LOADER_SAN=1 (the loader's
+# memcheck runs, one process per test), SKIP_OPS_BENCH=1, SKIP_LOADER_BENCH=1, SKIP_VOXEL_BENCH=1.
 # Expects a copy of ../shared/data in .devdata/ (the GPU machine has no ../shared).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +28,7 @@ for tool in memcheck racecheck; do
 done
 # Known: test_cuda_loader_after_a_failed_validation_and_a_validating_thread does not finish under memcheck
 # (it passes without the sanitizer); see BENCHMARKS.md, session 3.
-for t in $(python3 -m pytest --collect-only -q tests/python/test_loader.py -k cuda 2>/dev/null | grep '::'); do
+for t in $([ -n "${SKIP_LOADER_SAN:-}" ] || python3 -m pytest --collect-only -q tests/python/test_loader.py -k cuda 2>/dev/null | grep '::'); do
   PYTORCH_NO_CUDA_MEMORY_CACHING=1 timeout 60 compute-sanitizer --tool memcheck --error-exitcode 9 \
     python3 -m pytest -q -x -p no:cacheprovider "$t" > "$OUT/memcheck_loader.log" 2>&1
   echo "memcheck $t exit $? ($(grep -E 'ERROR SUMMARY' "$OUT/memcheck_loader.log" | tail -1))"

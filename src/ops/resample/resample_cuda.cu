@@ -278,86 +278,6 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
   }
 }
 
-// Row tiles of a concatenated alignment (shares_rows): a block takes `rows` consecutive targets and writes
-// every stream's part of their output rows, in memory order: one search per (stream, target), then one loop
-// over the tile's row units (16-byte vectors or elements of each stream, stream after stream within a row),
-// so neighbouring lanes write neighbouring bytes of a row and each row is completed at once.
-constexpr int kRowSlots = 1024;  // (stream, target) slots of one row tile: 32 KB of shared memory
-struct RowStream {
-  const void* data;
-  void* out;
-  int64_t data_sd, out_sd;
-  unsigned first;  // first unit of this stream within a row
-  int vec;
-};
-template <class DT, class TT, class TG, int VEC, int N>
-__global__ void __launch_bounds__(kThreads, kMinBlocks)
-    resample_rows_kernel(const __grid_constant__ StreamTableN<N> table, int rows, unsigned row_units) {
-  __shared__ TargetSlot slots[kRowSlots];
-  __shared__ RowStream rs[N];
-  const int n = table.n;
-  const int64_t total = table.s[0].B * table.s[0].T;
-  if (static_cast<int>(threadIdx.x) < n) {
-    const int k = threadIdx.x;
-    unsigned first = 0;
-    for (int q = 0; q < k; ++q) {
-      first += static_cast<unsigned>(table.vec[q] != kScalar ? table.s[q].D / VEC : table.s[q].D);
-    }
-    rs[k] = RowStream{table.s[k].data, table.s[k].out, table.s[k].data_sd, table.s[k].out_sd, first, table.vec[k]};
-  }
-  for (int64_t blk = blockIdx.x; blk * rows < total; blk += gridDim.x) {
-    const int64_t f0 = blk * rows;
-    const int n_t = static_cast<int>(min(static_cast<int64_t>(rows), total - f0));
-    for (int q = threadIdx.x; q < n * n_t; q += blockDim.x) {
-      const int k = q / n_t;
-      slots[q] = search_target<TT, TG>(table.s[k], f0 + (q - k * n_t));
-    }
-    __syncthreads();
-    const unsigned units = static_cast<unsigned>(n_t) * row_units;
-    for (unsigned idx = threadIdx.x; idx < units; idx += blockDim.x) {
-      const unsigned j = idx / row_units;
-      const unsigned r = idx - j * row_units;
-      int k = 0;
-      while (k + 1 < n && r >= rs[k + 1].first) ++k;
-      const RowStream st = rs[k];
-      const TargetSlot sl = slots[k * n_t + j];
-      const unsigned u = r - st.first;
-      const auto* data = static_cast<const DT*>(st.data);
-      auto* out = static_cast<DT*>(st.out);
-      if (VEC > 1 && st.vec != kScalar) {
-        union Pack {
-          uint4 raw;
-          DT e[VEC];
-        };
-        Pack po;
-        po.raw = blend_vec<DT, VEC>(data, sl, u * VEC);
-        if (st.vec == kVector) {
-          *reinterpret_cast<uint4*>(out + sl.dst + u * VEC) = po.raw;
-        } else {
-#pragma unroll
-          for (int e = 0; e < VEC; ++e) out[sl.dst + u * VEC + e] = po.e[e];
-        }
-      } else {
-        out[sl.dst + u * st.out_sd] = blend_elem<DT>(data, sl, u * st.data_sd);
-      }
-    }
-    bool slerp = false;
-    for (int k = 0; k < n; ++k) slerp |= table.s[k].method == InterpMethod::Slerp;
-    if (slerp) {
-      __syncthreads();
-      for (int q = threadIdx.x; q < n * n_t; q += blockDim.x) {
-        const int k = q / n_t;
-        const ResampleArgs& a = table.s[k];
-        if (a.method == InterpMethod::Slerp) {
-          slerp_target<DT>(slots[q], static_cast<const DT*>(a.data), static_cast<DT*>(a.out), a.data_sd, a.out_sd,
-                           a.quat);
-        }
-      }
-    }
-    __syncthreads();
-  }
-}
-
 // Timestamp and length checks. Faults are keyed by their flat position so atomicMin keeps the first one.
 struct FaultKeys {
   unsigned long long length;  // b
@@ -564,10 +484,8 @@ int vector_mode(const ResampleArgs& a) {
   return store ? kVector : kVectorLoad;
 }
 
-// Elements or vectors per thread a tile aims at: 16 (H100: 3 streams 72.7 us against 75.4 with 8, B1024
-// S2048 T1024 D64 f32 285 against 293 us; BENCHMARKS.md), or ROBOCACHE_RESAMPLE_TILE_WORK (1..256) to tune
-// it (bench/bench_fuse.py --sweep ROBOCACHE_RESAMPLE_TILE_WORK=8,16 runs each value in its own process).
-// A value that is not an integer in range is reported on stderr and not used.
+// A tuning variable from the environment; a value that is not an integer in range is reported on stderr and
+// not used.
 int env_int(const char* name, int lo, int hi, int fallback) {
   const char* e = std::getenv(name);
   if (e == nullptr) return fallback;
@@ -579,28 +497,34 @@ int env_int(const char* name, int lo, int hi, int fallback) {
   }
   return static_cast<int>(v);
 }
-int tile_work() {
-  static const int work = env_int("ROBOCACHE_RESAMPLE_TILE_WORK", 1, 256, 16);
-  return work;
+// Elements or vectors per thread a tile aims at: 16 (H100: 3 streams 72.7 us against 75.4 with 8, B1024
+// S2048 T1024 D64 f32 285 against 293 us), and 8 for interleaved launches (concatenated alignments: 8 streams
+// 101-102 us against 107-108 with 16, 3 streams 67-68 against 69.5-70; the image stream alone and separate
+// outputs are slower with 8; BENCHMARKS.md sessions 2 and 5), or ROBOCACHE_RESAMPLE_TILE_WORK (1..256) for
+// both, to tune them (bench/bench_fuse.py --sweep ROBOCACHE_RESAMPLE_TILE_WORK=8,16 runs each value in its
+// own process).
+int tile_work(bool interleaved) {
+  static const int work = env_int("ROBOCACHE_RESAMPLE_TILE_WORK", 1, 256, 0);
+  return work > 0 ? work : interleaved ? 8 : 16;
 }
 // The block order of a multi-stream launch where the streams share output rows (shares_rows): 1 interleaved
 // (StreamTableN), 0 stream by stream as elsewhere (ROBOCACHE_RESAMPLE_ORDER, to compare them). (Row tiles, in
 // which one block wrote all streams' parts of its targets' rows, measured slower: 8 streams 117 against 108
 // us, 3 streams 74 against 70; BENCHMARKS.md session 4.)
 int block_order() {
-  static const int order = env_int("ROBOCACHE_RESAMPLE_ORDER", 0, 2, 1);
+  static const int order = env_int("ROBOCACHE_RESAMPLE_ORDER", 0, 1, 1);
   return order;
 }
 
-// Tiles (targets per block) for the streams of one launch: about tile_work() elements or vectors per thread
+// Tiles (targets per block) for the streams of one launch: about `work` elements or vectors per thread
 // (at most kMaxTile targets), then halved, largest first, while the launch would not fill every
 // multiprocessor with kMinBlocks blocks (`min_blocks`), down to 16 targets.
-void plan_tiles(StreamTable* table, int64_t min_blocks) {
+void plan_tiles(StreamTable* table, int64_t min_blocks, int work) {
   const auto targets = [&](int k) { return table->s[k].B * table->s[k].T; };
   for (int k = 0; k < table->n; ++k) {
     const ResampleArgs& a = table->s[k];
     const int64_t nvec = table->vec[k] != kScalar ? a.D / (16 / static_cast<int64_t>(dtype_size(a.data_dtype))) : a.D;
-    const int64_t want = (tile_work() * kThreads + nvec - 1) / std::max<int64_t>(nvec, 1);
+    const int64_t want = (work * kThreads + nvec - 1) / std::max<int64_t>(nvec, 1);
     table->tile[k] = static_cast<int>(std::min<int64_t>(std::max<int64_t>(want, 1), kMaxTile));
   }
   for (;;) {
@@ -615,26 +539,6 @@ void plan_tiles(StreamTable* table, int64_t min_blocks) {
     }
     if (blocks >= min_blocks || widest < 0) break;
     table->tile[widest] /= 2;
-  }
-  if (env_int("ROBOCACHE_RESAMPLE_WAVES", 0, 1, 0) == 0) return;
-  // Whole waves: the blocks a multiprocessor set holds at once (min_blocks) times a whole number W, so the last
-  // wave is not a partial one.
-  int64_t blocks = 0;
-  for (int k = 0; k < table->n; ++k) blocks += (targets(k) + table->tile[k] - 1) / table->tile[k];
-  if (blocks <= min_blocks) return;
-  const int64_t waves = std::max<int64_t>(1, (blocks + min_blocks / 2) / min_blocks);
-  const int64_t cap = waves * min_blocks;
-  for (int k = 0; k < table->n; ++k) {
-    const int64_t t = (static_cast<int64_t>(table->tile[k]) * blocks + cap - 1) / cap;
-    table->tile[k] = static_cast<int>(std::clamp<int64_t>(t, 1, kMaxTile));
-  }
-  for (int guard = 0; guard < 64; ++guard) {
-    blocks = 0;
-    for (int k = 0; k < table->n; ++k) blocks += (targets(k) + table->tile[k] - 1) / table->tile[k];
-    if (blocks <= cap) break;
-    for (int k = 0; k < table->n; ++k) {
-      table->tile[k] = std::min(kMaxTile, table->tile[k] + std::max(1, table->tile[k] / 32));
-    }
   }
 }
 
@@ -666,7 +570,8 @@ Status launch_group(const ResampleArgs* args, const int* idx, int n, int64_t min
                               "backend supports (", (int64_t{1} << 31) / kMaxTile - 1, ")");
     }
   }
-  plan_tiles(&table, min_blocks);
+  const bool interleave = n > 1 && block_order() == 1 && shares_rows(table);
+  plan_tiles(&table, min_blocks, tile_work(interleave));
   int64_t blocks = 0, fewest = std::numeric_limits<int64_t>::max();
   for (int j = 0; j < n; ++j) {
     const int64_t tiles = (table.s[j].B * table.s[j].T + table.tile[j] - 1) / table.tile[j];
@@ -674,7 +579,7 @@ Status launch_group(const ResampleArgs* args, const int* idx, int n, int64_t min
     table.block_end[j] = blocks;
     fewest = std::min(fewest, tiles);
   }
-  if (n > 1 && block_order() == 1 && shares_rows(table) && fewest > 0 && blocks < (int64_t{1} << 30)) {
+  if (interleave && fewest > 0 && blocks < (int64_t{1} << 30)) {
     // Interleaved, in as many rounds as the stream with the fewest tiles has tiles.
     int per = 0;
     for (int j = 0; j < n; ++j) {
@@ -687,27 +592,6 @@ Status launch_group(const ResampleArgs* args, const int* idx, int n, int64_t min
     table.round_blocks = per;
     blocks = fewest * per;
     table.block_end[n - 1] = blocks;
-  }
-  if (n > 1 && block_order() == 2 && shares_rows(table)) {
-    bool same = true;
-    unsigned row_units = 0;
-    for (int j = 0; j < n; ++j) {
-      same = same && table.s[j].B == table.s[0].B && table.s[j].T == table.s[0].T;
-      row_units += static_cast<unsigned>(table.vec[j] != kScalar ? table.s[j].D / (16 / sizeof(DT)) : table.s[j].D);
-    }
-    const int64_t targets = table.s[0].B * table.s[0].T;
-    if (same && row_units > 0 && targets > 0) {
-      int rows = static_cast<int>(std::clamp<int64_t>((tile_work() * kThreads + row_units - 1) / row_units, 1,
-                                                      kRowSlots / n));
-      while (rows > 1 && (targets + rows - 1) / rows < min_blocks) rows = (rows + 1) / 2;
-      const int64_t row_blocks = (targets + rows - 1) / rows;
-      if (static_cast<int64_t>(rows) * row_units < (int64_t{1} << 31)) {
-        const auto g = static_cast<unsigned>(std::min<int64_t>(row_blocks, int64_t{1} << 30));
-        resample_rows_kernel<DT, TT, TG, 16 / sizeof(DT), kMaxStreams><<<g, kThreads, 0, stream>>>(table, rows, row_units);
-        ROBOCACHE_CUDA_CHECK(cudaGetLastError());
-        return Status::ok();
-      }
-    }
   }
   const auto grid = static_cast<unsigned>(std::min<int64_t>(blocks, int64_t{1} << 30));
   if (n == 1) {
