@@ -336,7 +336,7 @@ def many_streams(rng, B=7, dtype="float32"):
 @pytest.mark.parametrize("concat,dtype", [(False, "float32"), (True, "float32"), (True, "bfloat16"), (True, "float64")])
 def test_cuda_fuse_ten_mixed_streams_matches_cpu(rng, boundary, concat, dtype):
     # Concatenated, most streams sit at output offsets that are not 16-byte aligned (the CUDA kernel's
-    # warp-transposed element stores), for 8-, 4- and 2-element vectors.
+    # 16-byte loads with element stores), for 8-, 4- and 2-element vectors.
     streams, methods, quats = many_streams(rng, dtype=dtype)
     tgt = torch.from_numpy(np.sort(rng.uniform(-0.2, 1.5, (7, 37)), axis=1))  # T = 37: tiles span rows
     kw = dict(methods=methods, quat_channels=quats, boundary=boundary, return_mask=True, concat=concat)
