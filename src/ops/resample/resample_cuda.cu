@@ -597,6 +597,10 @@ Status launch_group(const ResampleArgs* args, const int* idx, int n, int64_t min
   const bool interleave = n > 1 && block_order() == 1 && shares_rows(table);
   table.hint = env_int("ROBOCACHE_RESAMPLE_HINT", 0, 7, 0);
   plan_tiles(&table, min_blocks, tile_work(interleave));
+  if (interleave) {
+    const int cap = env_int("ROBOCACHE_RESAMPLE_MAX_TILE", 16, kMaxTile, kMaxTile);
+    for (int j = 0; j < n; ++j) table.tile[j] = std::min(table.tile[j], cap);
+  }
   int64_t blocks = 0, fewest = std::numeric_limits<int64_t>::max();
   for (int j = 0; j < n; ++j) {
     const int64_t tiles = (table.s[j].B * table.s[j].T + table.tile[j] - 1) / table.tile[j];
