@@ -95,7 +95,6 @@ struct StreamTableN {
   // Either way block_end[n-1] is the number of blocks.
   int64_t block_end[N];
   int rounds = 0;
-  int hint = 0;  // experiment: 1 loads __ldcs, 4 loads __ldcg, 2 stores __stcs
   int round_blocks = 0;
   int per_round[N];
   int round_end[N];
@@ -110,7 +109,6 @@ StreamTableN<N> shrink(const StreamTableN<M>& t) {
   StreamTableN<N> r;
   r.n = t.n;
   r.rounds = t.rounds;
-  r.hint = t.hint;
   r.round_blocks = t.round_blocks;
   for (int k = 0; k < t.n; ++k) {
     r.tile[k] = t.tile[k];
@@ -162,30 +160,8 @@ __device__ __forceinline__ TargetSlot search_target(const ResampleArgs& a, int64
 
 // The blend of source elements [d, d + VEC) of target `sl` as one 16-byte vector (NaN where missing, the
 // bits of the sample where i0 == i1).
-__device__ __forceinline__ uint4 load_hint(const uint4* p, int hint) {
-  return (hint & 1) ? __ldcs(p) : (hint & 4) ? __ldcg(p) : __ldg(p);
-}
-__device__ __forceinline__ void store_hint(uint4* p, uint4 v, int hint) {
-  if (hint & 2) {
-    __stcs(p, v);
-  } else {
-    *p = v;
-  }
-}
-template <class DT>
-__device__ __forceinline__ void store_hint(DT* p, DT v, int hint) {
-  static_assert(sizeof(DT) <= 8, "element stores only");
-  if (hint & 2) {
-    using U = std::conditional_t<sizeof(DT) == 2, unsigned short, std::conditional_t<sizeof(DT) == 4, unsigned, unsigned long long>>;
-    U u;
-    memcpy(&u, &v, sizeof(U));
-    __stcs(reinterpret_cast<U*>(p), u);
-  } else {
-    *p = v;
-  }
-}
 template <class DT, int VEC>
-__device__ __forceinline__ uint4 blend_vec(const DT* data, const TargetSlot& sl, unsigned d, int hint = 0) {
+__device__ __forceinline__ uint4 blend_vec(const DT* data, const TargetSlot& sl, unsigned d) {
   using A = Acc<DT>;
   union Pack {
     uint4 raw;
@@ -198,10 +174,10 @@ __device__ __forceinline__ uint4 blend_vec(const DT* data, const TargetSlot& sl,
     return po.raw;
   }
   Pack pa;
-  pa.raw = load_hint(reinterpret_cast<const uint4*>(data + sl.src0 + d), hint);
+  pa.raw = __ldg(reinterpret_cast<const uint4*>(data + sl.src0 + d));
   if (sl.kind == kCopy) return pa.raw;  // bit-exact copy
   Pack pb;
-  pb.raw = load_hint(reinterpret_cast<const uint4*>(data + sl.src1 + d), hint);
+  pb.raw = __ldg(reinterpret_cast<const uint4*>(data + sl.src1 + d));
   const A w = static_cast<A>(sl.w);
 #pragma unroll
   for (int e = 0; e < VEC; ++e) po.e[e] = from_acc<DT>(lerp_rn(to_acc(pa.e[e]), to_acc(pb.e[e]), w));
@@ -221,7 +197,7 @@ __device__ __forceinline__ DT blend_elem(const DT* data, const TargetSlot& sl, i
 // 16-byte vector of DT, used where `vec` allows (the launcher checked unit stride along D and alignment);
 // otherwise the scalar path, any strides. 32-bit index arithmetic: the launcher keeps tile * D below 2^31.
 template <class DT, int VEC>
-__device__ __forceinline__ void stream_tile(const ResampleArgs& a, int vec, const TargetSlot* slots, int n_t, int hint) {
+__device__ __forceinline__ void stream_tile(const ResampleArgs& a, int vec, const TargetSlot* slots, int n_t) {
   const auto* data = static_cast<const DT*>(a.data);
   auto* out = static_cast<DT*>(a.out);
   if (VEC > 1 && vec != kScalar) {
@@ -242,12 +218,12 @@ __device__ __forceinline__ void stream_tile(const ResampleArgs& a, int vec, cons
       const unsigned d = (idx - j * nvec) * VEC;
       const TargetSlot sl = slots[j];
       Pack po;
-      po.raw = blend_vec<DT, VEC>(data, sl, d, hint);
+      po.raw = blend_vec<DT, VEC>(data, sl, d);
       if (store_vec) {
-        store_hint(reinterpret_cast<uint4*>(out + sl.dst + d), po.raw, hint);
+        *reinterpret_cast<uint4*>(out + sl.dst + d) = po.raw;
       } else {
 #pragma unroll
-        for (int e = 0; e < VEC; ++e) store_hint(out + sl.dst + d + e, po.e[e], hint);
+        for (int e = 0; e < VEC; ++e) out[sl.dst + d + e] = po.e[e];
       }
     }
   } else {
@@ -290,7 +266,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
     const int n_t = static_cast<int>(min(static_cast<int64_t>(table.tile[k]), a.B * a.T - f0));
     if (static_cast<int>(threadIdx.x) < n_t) slots[threadIdx.x] = search_target<TT, TG>(a, f0 + threadIdx.x);
     __syncthreads();
-    stream_tile<DT, VEC>(a, table.vec[k], slots, n_t, table.hint);
+    stream_tile<DT, VEC>(a, table.vec[k], slots, n_t);
     if (a.method == InterpMethod::Slerp) {
       __syncthreads();
       if (static_cast<int>(threadIdx.x) < n_t) {
@@ -595,12 +571,7 @@ Status launch_group(const ResampleArgs* args, const int* idx, int n, int64_t min
     }
   }
   const bool interleave = n > 1 && block_order() == 1 && shares_rows(table);
-  table.hint = env_int("ROBOCACHE_RESAMPLE_HINT", 0, 7, 0);
   plan_tiles(&table, min_blocks, tile_work(interleave));
-  if (interleave) {
-    const int cap = env_int("ROBOCACHE_RESAMPLE_MAX_TILE", 16, kMaxTile, kMaxTile);
-    for (int j = 0; j < n; ++j) table.tile[j] = std::min(table.tile[j], cap);
-  }
   int64_t blocks = 0, fewest = std::numeric_limits<int64_t>::max();
   for (int j = 0; j < n; ++j) {
     const int64_t tiles = (table.s[j].B * table.s[j].T + table.tile[j] - 1) / table.tile[j];
