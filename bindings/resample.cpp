@@ -55,21 +55,26 @@ void bind_resample(nb::module_& m) {
       nb::arg("mask").none(), nb::arg("method"), nb::arg("boundary"), nb::arg("backend"), nb::arg("validate"),
       nb::arg("quat_channel"), nb::arg("stream").none());
 
-  // streams: a list of (name, data, t, lengths or None, out, mask or None, method, quat_channel)
+  // streams: a list of (name, data, t, lengths or None, out or None, mask or None, method, quat_channel). Outs
+  // are all given (returns None), or all None: the torch fast path, where the results are allocated here
+  // through PyTorch's DLPack exchange API, one [..., T, sum D_i] array when `concat` (returned, each stream
+  // writing its columns) else one per stream (returned as a list). stream None: PyTorch's current stream.
   m.def(
       "fuse_multimodal",
       [](nb::list streams, nb::handle tgt_t, const std::string& boundary, bool validate, const std::string& backend,
-         uintptr_t stream) {
+         nb::handle stream, bool concat) -> nb::object {
         Boundary bd;
         Backend be;
         check(parse_boundary(boundary, &bd));
         check(parse_backend(backend, &be));
         const size_t n = nb::len(streams);
+        if (n == 0) throw nb::value_error("streams is empty: nothing to align");
         std::vector<std::string> names(n);
         std::vector<ArrayArg> arrays;  // data, t, out (+ lengths, mask) per stream, alive for the call
         arrays.reserve(5 * n);
         std::vector<std::optional<size_t>> len_at(n), mask_at(n);
         std::vector<AlignStream> specs(n);
+        std::vector<nb::handle> outs(n);
         for (size_t k = 0; k < n; ++k) {
           nb::tuple item = nb::cast<nb::tuple>(streams[k]);
           if (nb::len(item) != 8) throw nb::value_error("internal: stream descriptor must have 8 fields");
@@ -81,8 +86,8 @@ void bind_resample(nb::module_& m) {
           sp.data = arrays.back().view();
           arrays.emplace_back(item[2], "t", false);
           sp.t = arrays.back().view();
-          arrays.emplace_back(item[4], "out", true);
-          sp.out = arrays.back().view();
+          outs[k] = item[4];
+          if (outs[k].is_none() != outs[0].is_none()) throw nb::value_error("internal: outs must be all given or all None");
           if (!item[3].is_none()) {
             arrays.emplace_back(item[3], "lengths", false);
             len_at[k] = arrays.size() - 1;
@@ -92,19 +97,57 @@ void bind_resample(nb::module_& m) {
             mask_at[k] = arrays.size() - 1;
           }
         }
+        const ArrayArg tv(tgt_t, "tgt_t", false);
+        nb::object result = nb::none();
+        if (outs[0].is_none()) {
+          // Shapes and dtypes were checked by the caller (ops.fuse_multimodal) before it chose this path.
+          const nb::handle first = nb::cast<nb::tuple>(streams[0])[1];
+          const TensorView& d0 = specs[0].data;
+          int64_t shape[kMaxDims];
+          const int nd = d0.ndim;  // [B, S, D] -> [B, T, D]; [S, D] -> [T, D]
+          for (int i = 0; i < nd; ++i) shape[i] = d0.shape[i];
+          shape[nd - 2] = tv.view().shape[tv.view().ndim - 1];
+          if (concat) {
+            shape[nd - 1] = 0;
+            for (const AlignStream& sp : specs) shape[nd - 1] += sp.data.shape[sp.data.ndim - 1];
+            result = allocate_like(first, d0, d0.dtype, shape, nd);
+            const ArrayArg all(result, "out", true);
+            int64_t offset = 0;
+            for (AlignStream& sp : specs) {  // the stream's columns of the shared result
+              sp.out = all.view();
+              sp.out.shape[nd - 1] = sp.data.shape[sp.data.ndim - 1];
+              sp.out.data = static_cast<char*>(sp.out.data) + offset * static_cast<int64_t>(dtype_size(d0.dtype));
+              offset += sp.out.shape[nd - 1];
+            }
+          } else {
+            nb::list list;
+            for (AlignStream& sp : specs) {
+              shape[nd - 1] = sp.data.shape[sp.data.ndim - 1];
+              nb::object o = allocate_like(first, sp.data, sp.data.dtype, shape, nd);
+              sp.out = ArrayArg(o, "out", true).view();
+              list.append(o);
+            }
+            result = std::move(list);
+          }
+        } else {
+          for (size_t k = 0; k < n; ++k) {
+            arrays.emplace_back(outs[k], "out", true);
+            specs[k].out = arrays.back().view();
+          }
+        }
         for (size_t k = 0; k < n; ++k) {  // pointers into `arrays` only once it stops growing
           specs[k].name = names[k].c_str();
           if (len_at[k]) specs[k].lengths = &arrays[*len_at[k]].view();
           if (mask_at[k]) specs[k].mask = &arrays[*mask_at[k]].view();
         }
-        const ArrayArg tv(tgt_t, "tgt_t", false);
+        const Stream s = resolve_stream(stream, nb::cast<nb::tuple>(streams[0])[1], specs[0].data);
         check_without_gil([&] {
-          return fuse_multimodal(specs.data(), static_cast<int>(n), tv.view(), bd, validate, be,
-                                 reinterpret_cast<Stream>(stream));
+          return fuse_multimodal(specs.data(), static_cast<int>(n), tv.view(), bd, validate, be, s);
         });
+        return result;
       },
       nb::arg("streams"), nb::arg("tgt_t"), nb::arg("boundary"), nb::arg("validate"), nb::arg("backend"),
-      nb::arg("stream"));
+      nb::arg("stream").none(), nb::arg("concat") = true);
 }
 
 }  // namespace robocache::bindings

@@ -7,8 +7,8 @@ import sys
 from typing import Any, Optional
 
 from . import _C
-from ._arrays import (_TORCH_CODES, as_array, check_jax_inputs, current_stream, empty, finish, library_of, native,
-                      reject_jax_out, torch_codes, torch_exchange)
+from ._arrays import (_TORCH, _TORCH_CODES, as_array, check_jax_inputs, current_stream, empty, finish, library_of,
+                      native, reject_jax_out, torch_codes, torch_exchange)
 
 __all__ = ["resample_trajectories", "resample_rotations", "fuse_multimodal"]
 
@@ -224,28 +224,47 @@ def fuse_multimodal(
             raise TypeError(f"stream '{name}' must be a (data, t) or (data, t, lengths) tuple, got {type(entry).__name__}")
         entries.append(tuple(entry) + (None,) * (3 - len(entry)))
     first = entries[0][0]
-    lib = library_of(first)
+    if _torch_fast is None and "torch" in sys.modules:
+        _init_torch_fast()
+    # The torch fast path: the native module reads the tensors, allocates the results through PyTorch's DLPack
+    # exchange API and takes PyTorch's current stream (per stream about 5 us of Python less: 8 streams cost
+    # ~55 us of Python on the general path).
+    fast = bool(_torch_exchange) and not return_mask and type(tgt_t) is _torch_fast.Tensor and all(
+        type(d) is _torch_fast.Tensor and type(t) is _torch_fast.Tensor and (n is None or type(n) is _torch_fast.Tensor)
+        for d, t, n in entries)
+    lib = _TORCH if fast else library_of(first)
     for name, (data, _, _) in zip(names, entries):
-        if library_of(data) != lib:
+        if not fast and library_of(data) != lib:
             raise TypeError(f"stream '{name}' is a {library_of(data)} array but stream '{names[0]}' is {lib}")
         if data.ndim not in (2, 3):
             raise ValueError(f"stream '{name}': data must have shape [B, S, D] or [S, D], got {list(data.shape)}")
         if data.ndim != first.ndim or tuple(data.shape[:-2]) != tuple(first.shape[:-2]):
             raise ValueError(f"stream '{name}' has data of shape {list(data.shape)} but stream '{names[0]}' has "
                              f"{list(first.shape)}; all streams need the same batch size B")
-    tgt_t = as_array(tgt_t, first, lib, "tgt_t")
-    check_jax_inputs(tgt_t=tgt_t)
+    if not fast:
+        tgt_t = as_array(tgt_t, first, lib, "tgt_t")
+        check_jax_inputs(tgt_t=tgt_t)
     if tgt_t.ndim not in (1, 2):
         raise ValueError(f"tgt_t must have shape [B, T] or [T], got {list(tgt_t.shape)}")
     method_list = _per_stream(methods, names, "methods", "linear")
     quat_list = _per_stream(quat_channels, names, "quat_channels", None)
-    T = tgt_t.shape[-1]
-    lead = tuple(first.shape[:-2])
     if concat:
         dtypes = {str(d.dtype) for d, _, _ in entries}
         if len(dtypes) > 1:
             raise TypeError(f"concat=True needs one dtype for all streams, got {sorted(dtypes)}; "
                             "cast the streams or pass concat=False")
+
+    def per_stream(values):
+        return dict(zip([k for k, _ in items], values)) if named else list(values)
+
+    if fast:
+        desc = [(name, d, t, n, None, None, m, -1 if q is None else int(q))
+                for name, (d, t, n), m, q in zip(names, entries, method_list, quat_list)]
+        result = _C.fuse_multimodal(desc, tgt_t, boundary, validate, backend or "", None, concat)
+        return result if concat else per_stream(result)
+    T = tgt_t.shape[-1]
+    lead = tuple(first.shape[:-2])
+    if concat:
         out = empty(lead + (T, sum(d.shape[-1] for d, _, _ in entries)), first, lib)
         outs, off = [], 0
         for d, _, _ in entries:
@@ -262,11 +281,7 @@ def fuse_multimodal(
         q = quat_list[k]
         desc.append((name, native(data, lib), native(t, lib), native(lengths, lib), native(outs[k], lib),
                      None if masks is None else native(masks[k], lib), method_list[k], -1 if q is None else int(q)))
-    _C.fuse_multimodal(desc, native(tgt_t, lib), boundary, validate, backend or "", current_stream(first, lib))
-
-    def per_stream(values):
-        return dict(zip([k for k, _ in items], values)) if named else list(values)
-
+    _C.fuse_multimodal(desc, native(tgt_t, lib), boundary, validate, backend or "", current_stream(first, lib), concat)
     result = finish(out, lib) if concat else per_stream([finish(o, lib) for o in outs])
     if return_mask:
         return result, per_stream([finish(masks[k], lib) for k in range(len(entries))])

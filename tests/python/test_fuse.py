@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import robocache as rc
-from conftest import requires_cuda, shared_data, torch
+from conftest import requires_cuda, requires_torch, shared_data, torch
 from resample_reference import resample_reference
-from test_resample import as_f64, assert_close, jittered_times, targets_around
+from test_resample import as_f64, assert_close, jittered_times, targets_around, without_exchange_api
 
 transform = pytest.importorskip("scipy.spatial.transform")
 Rotation, Slerp = transform.Rotation, transform.Slerp
@@ -255,6 +255,104 @@ def test_ros1_bag_imu_and_velocity():
     uniq = np.concatenate([[True], np.diff(imu_t) > 0])  # SciPy's Slerp needs strictly increasing times
     rel = lambda t: (t - start) * 1e-9  # noqa: E731
     same_rotation(out["orientation"], scipy_slerp(rel(imu_t[uniq]), imu_q[uniq], rel(tgt_t)), atol=1e-9)
+
+
+# ---------------------------------------------------------------- torch tensors, either route
+# With PyTorch's DLPack exchange API the native module reads the tensors and allocates the results; without it
+# (PyTorch < 2.10) the wrapper allocates them and passes descriptors.
+
+
+def torch_streams(streams, device="cpu"):
+    return {k: tuple(torch.from_numpy(np.asarray(x)).to(device) for x in v) for k, v in streams.items()}
+
+
+@requires_torch
+@pytest.mark.parametrize("route", ["exchange", "descriptors"])
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_torch_fuse_either_route_gives_the_reference(route, device, monkeypatch, rng):
+    if device == "cuda" and (torch is None or not torch.cuda.is_available()):
+        pytest.skip("no CUDA GPU visible")
+    if route == "descriptors":
+        without_exchange_api(monkeypatch)
+    streams = three_streams(rng)
+    tgt_t = np.sort(rng.uniform(-0.1, 1.6, (4, 45)), axis=1)
+    methods = {"camera": "hold", "force": "nearest"}
+    ref = reference_streams(streams, tgt_t, methods, "nan")
+    ts = torch_streams(streams, device)
+    tgt = torch.from_numpy(tgt_t).to(device)
+    fused = rc.fuse_multimodal(ts, tgt, methods=methods, boundary="nan")
+    assert fused.shape == (4, 45, 22) and fused.dtype == torch.float32 and fused.device == tgt.device
+    assert fused.is_contiguous()
+    per = rc.fuse_multimodal(list(ts.values()), tgt, methods=list(methods.get(k, "linear") for k in ts),
+                             boundary="nan", concat=False)
+    assert isinstance(per, list) and [p.shape for p in per] == [(4, 45, 9), (4, 45, 7), (4, 45, 6)]
+    off = 0
+    for k, (name, (want, _)) in enumerate(ref.items()):
+        D = want.shape[-1]
+        tol = 2e-6 if methods.get(name, "linear") == "linear" else 0.0
+        assert_close(fused[..., off:off + D].cpu(), want, tol, name)
+        assert_close(per[k].cpu(), want, tol, name)
+        off += D
+    # Unbatched streams give [T, sum D]: row 0 of the batched result (without the padded lengths).
+    whole = {k: v[:2] for k, v in ts.items()}
+    batched = rc.fuse_multimodal(whole, tgt, methods=methods, boundary="nan")
+    one = rc.fuse_multimodal({k: (d[0], t[0] if t.ndim == 2 else t) for k, (d, t) in whole.items()}, tgt[0],
+                             methods=methods, boundary="nan")
+    assert one.shape == (45, 22) and torch.equal(one.cpu().nan_to_num(7.0), batched[0].cpu().nan_to_num(7.0))
+
+
+@requires_torch
+@pytest.mark.parametrize("route", ["exchange", "descriptors"])
+def test_torch_fuse_errors_either_route(route, monkeypatch, rng):
+    if route == "descriptors":
+        without_exchange_api(monkeypatch)
+    tgt = torch.linspace(0, 1, 10, dtype=torch.float64)
+    s = torch_streams(three_streams(rng))
+    s["camera"] = (s["camera"][0].double(), s["camera"][1])
+    with pytest.raises(TypeError, match=r"concat=True needs one dtype for all streams, got \['torch.float32', "
+                                        r"'torch.float64'\]"):
+        rc.fuse_multimodal(s, tgt)
+    assert rc.fuse_multimodal(s, tgt, concat=False)["camera"].dtype == torch.float64
+    s = torch_streams(three_streams(rng))
+    s["force"] = (s["force"][0][:2], s["force"][1][:2])
+    with pytest.raises(ValueError, match=r"stream 'force' has data of shape \[2, 409, 6\] but stream 'camera' has "
+                                         r"\[4, 31, 9\]; all streams need the same batch size B"):
+        rc.fuse_multimodal(s, tgt)
+    s = torch_streams(three_streams(rng))
+    with pytest.raises(ValueError, match=r"tgt_t must have shape \[B, T\] or \[T\], got \[1, 2, 5\]"):
+        rc.fuse_multimodal(s, tgt.reshape(1, 2, 5))
+    bad = s["camera"][1].clone()
+    bad[2, 5] = bad[2, 4] - 1.0
+    s["camera"] = (s["camera"][0], bad)
+    with pytest.raises(ValueError, match=r"stream 'camera': src_t must be non-decreasing: src_t\[2, 5\]"):
+        rc.fuse_multimodal(s, tgt)
+    s = torch_streams(three_streams(rng))
+    s["joints"] = (s["joints"][0], s["joints"][1], torch.tensor([1, 2, 3, 999]))
+    with pytest.raises(ValueError, match=r"stream 'joints': src_lengths\[3\] = 999 is out of range"):
+        rc.fuse_multimodal(s, tgt)
+    with pytest.raises(ValueError, match=r"stream 'force': method must be"):
+        rc.fuse_multimodal(torch_streams(three_streams(rng)), tgt, methods={"force": "cubic"})
+
+
+@requires_cuda
+@pytest.mark.parametrize("route", ["exchange", "descriptors"])
+def test_cuda_fuse_runs_on_the_current_torch_stream(route, monkeypatch, rng):
+    if route == "descriptors":
+        without_exchange_api(monkeypatch)
+    streams = {k: (torch.from_numpy(np.asarray(v[0])).cuda().repeat(16, 1, 1),
+                   torch.from_numpy(np.asarray(v[1])).cuda()) for k, v in three_streams(rng).items()}
+    streams = {k: (d, t.repeat(16, 1) if t.ndim == 2 else t) for k, (d, t) in streams.items()}
+    tgt = torch.linspace(0.0, 1.5, 300, dtype=torch.float64, device="cuda")
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        torch.cuda._sleep(50_000_000)  # keep the side stream busy: a default-stream launch would race ahead
+        for d, _ in streams.values():
+            d.mul_(2.0)
+        out = rc.fuse_multimodal(streams, tgt)
+    torch.cuda.current_stream().wait_stream(side)
+    want = rc.fuse_multimodal({k: (d.cpu(), t.cpu()) for k, (d, t) in streams.items()}, tgt.cpu())
+    assert_close(out, as_f64(want), 0.0)
 
 
 # ---------------------------------------------------------------- CUDA == CPU
