@@ -7,9 +7,9 @@ second GPU; tests/multigpu/conftest.py keeps pytest out of this file):
    its own GPU) over one epoch; the window ids of all ranks, gathered with all_gather, equal the
    single-process epoch of the same seed (plus the documented padding: the first windows of the epoch's
    order repeated up to world_size * windows_per_rank), and rank 0's batches equal a CPU loader's.
-2. Ops on any GPU: robocache.resample_trajectories / fuse_multimodal on cuda:1 inputs (while cuda:0 is
-   current) equal the same call on cuda:0 inputs, the results stay on the inputs' device, and inputs on
-   two GPUs are an error.
+2. Ops on any GPU: robocache.resample_trajectories / fuse_multimodal and the three voxelizations on cuda:1
+   inputs (while cuda:0 is current) equal the same call on cuda:0 inputs, the results stay on the inputs'
+   device, and inputs on two GPUs are an error.
 3. Throughput: loader samples/s per rank (sharded, both GPUs at once) against one rank alone on one GPU
    (world_size=1), the same number of batches each; printed as one JSON line for BENCHMARKS.md. The run
    fails if the two GPUs together reach less than ROBOCACHE_MIN_SCALING (default 1.3) times one GPU;
@@ -132,6 +132,24 @@ def check_ops_on_any_gpu():
         for v in (out, mask, sl, fused["a"], fused["q"]):
             assert v.device == dev, f"an op on {d} inputs returned a tensor on {v.device}"
         outs[d] = [v.cpu() for v in (out, mask, sl, fused["a"], fused["q"])]
+    # Voxelization on either GPU (added after the first two-GPU run, session 5: not run on two GPUs yet).
+    pts = torch.rand(20000, 3, generator=g) * 4.0
+    cloud = torch.cat([pts, pts[:, :1]], 1)
+    vox = {}
+    for d in ("cuda:0", "cuda:1"):
+        dev = torch.device(d)
+        with torch.cuda.device(0):
+            grid = robocache.voxelize_point_cloud(pts.to(dev), voxel_size=0.1, origin=(0.0, 0.0, 0.0),
+                                                  grid_size=40, mode="count")
+            down = robocache.voxel_downsample(pts.to(dev), 0.1)
+            hard = robocache.hard_voxelize(cloud.to(dev), 0.1, [0.0, 0.0, 0.0, 4.0, 4.0, 4.0], 8, 20000)
+        torch.cuda.synchronize(dev)
+        flat = [grid, down, *hard]
+        for v in flat:
+            assert v.device == dev, f"a voxelization of {d} inputs returned a tensor on {v.device}"
+        vox[d] = [v.cpu() for v in flat]
+    for a, b in zip(vox["cuda:0"], vox["cuda:1"]):
+        assert torch.equal(a, b), "cuda:1 voxelization differs from cuda:0"
     ref = robocache.resample_trajectories(data, src, tgt)
     torch.testing.assert_close(outs["cuda:0"][0], ref, rtol=1e-5, atol=1e-5)
     for a, b in zip(outs["cuda:0"], outs["cuda:1"]):
