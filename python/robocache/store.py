@@ -128,46 +128,47 @@ def _video_schema(video) -> dict:
             "decoded_from": "video"}
 
 
-def _episode_streams(episode, videos: str) -> List[str]:
-    return list(episode.keys()) + (list(episode.videos) if videos == "raw" else [])
-
-
-def _check_schema(schema: List[dict], episode, index: int, src: str, images: str = "encoded",
-                  videos: str = "skip") -> None:
+def _episode_arrays(episode, schema: List[dict], index: int, src: str,
+                    videos: str = "skip") -> Dict[str, np.ndarray]:
+    """The columns of one episode (each stream read or decoded once), checked against episode 0's schema."""
     names = [s["name"] for s in schema]
-    have = _episode_streams(episode, videos)
+    have = list(episode.keys()) + (list(episode.videos) if videos == "raw" else [])
     if sorted(have) != sorted(names):
         raise ValueError(f"{src}: episode {index} has streams {sorted(have)} but episode 0 has {sorted(names)}; "
                          "a store needs the same streams in every episode")
-    for s in schema:
-        if s.get("decoded_from") == "video":
-            got = _video_schema(episode.videos[s["name"]])
-        else:
-            got = _stream_schema(episode[s["name"]], images)
-        for key in ("kind", "dtype", "shape", "encoding", "time_unit"):
-            if got[key] != s[key]:
-                raise ValueError(f"{src}: stream '{s['name']}' of episode {index} has {key} {got[key]!r} but "
-                                 f"episode 0 has {s[key]!r}")
-
-
-def _episode_arrays(episode, schema: List[dict]) -> Dict[str, np.ndarray]:
     out = {}
     for k, s in enumerate(schema):
         if s.get("decoded_from") == "video":
             video = episode.videos[s["name"]]
-            out[f"d{k}"] = video.frames()  # every frame, in presentation order
+            if len(video) == 0:
+                raise ValueError(f"video '{video.name}' ({video.path}) has no frames in this episode, so videos='raw' "
+                                 "cannot tell their shape")
+            d = out[f"d{k}"] = video.frames()  # every frame, in presentation order
             out[f"t{k}"] = np.asarray(video.timestamps, dtype=np.float64)
-            continue
-        st = episode[s["name"]]
-        if s.get("decoded_from"):
-            out[f"d{k}"] = st.decode()  # every image of the stream, on the CPU thread pool
-        elif s["kind"] == "tensor":
-            out[f"d{k}"] = st.numpy()
+            got = {"kind": "tensor", "dtype": "|u1", "shape": list(d.shape[1:]), "encoding": "", "time_unit": "s"}
         else:
-            data, offsets = st._raw()
-            out[f"d{k}"] = np.asarray(data)
-            out[f"o{k}"] = np.asarray(offsets, dtype=np.int64)
-        out[f"t{k}"] = st.timestamps
+            st = episode[s["name"]]
+            got = {"kind": st.kind, "dtype": "|u1", "shape": [], "encoding": st.encoding, "time_unit": st.time_unit}
+            if s.get("decoded_from"):
+                if st.kind != "bytes" or st.encoding != s["decoded_from"] or len(st) == 0:
+                    got = _stream_schema(st, "raw")  # names what differs (or that there is no image)
+                else:
+                    d = out[f"d{k}"] = st.decode()  # every image of the stream, on the CPU thread pool
+                    got.update(kind="tensor", shape=list(d.shape[1:]), encoding="")
+            elif st.kind == "tensor":
+                d = out[f"d{k}"] = st.numpy()
+                got.update(dtype=d.dtype.str, shape=list(d.shape[1:]), encoding="")
+            else:  # bytes items, or point clouds (every cloud's points concatenated, [P, 3 + C]), and offsets
+                data, offsets = st._raw()
+                d = out[f"d{k}"] = np.asarray(data)
+                out[f"o{k}"] = np.asarray(offsets, dtype=np.int64)
+                if st.kind == "pointcloud":
+                    got.update(dtype=d.dtype.str, shape=list(d.shape[1:]), encoding="")
+            out[f"t{k}"] = st.timestamps
+        for key in ("kind", "dtype", "shape", "encoding", "time_unit"):
+            if got[key] != s[key]:
+                raise ValueError(f"{src}: stream '{s['name']}' of episode {index} has {key} {got[key]!r} but "
+                                 f"episode 0 has {s[key]!r}")
     return out
 
 
@@ -259,10 +260,9 @@ def convert(src, dst, *, num_threads: Optional[int] = None, progress: bool = Tru
 
     def one(i: int) -> None:
         ep = ds[i]
-        _check_schema(schema, ep, i, src, images, videos)
+        arrays = _episode_arrays(ep, schema, i, src, videos)
         final = os.path.join(chunks, _CHUNK_FMT.format(i))
         tmp = final + ".tmp.npz"
-        arrays = _episode_arrays(ep, schema)
         with open(tmp, "wb") as f:
             np.savez(f, meta=np.frombuffer(json.dumps(_episode_meta(ep)).encode(), dtype=np.uint8), **arrays)
         os.replace(tmp, final)  # a chunk exists only once it is whole
@@ -658,10 +658,9 @@ def write_store(path, episodes: List[Dict[str, tuple]], *, source: Optional[dict
     chunks = os.path.join(part, "chunks")
     os.makedirs(chunks)
     for i, ep in enumerate(eps):
-        _check_schema(schema, ep, i, src["path"])
+        arrays = _episode_arrays(ep, schema, i, src["path"])
         with open(os.path.join(chunks, _CHUNK_FMT.format(i)), "wb") as f:
-            np.savez(f, meta=np.frombuffer(json.dumps(ep.metadata).encode(), dtype=np.uint8),
-                     **_episode_arrays(ep, schema))
+            np.savez(f, meta=np.frombuffer(json.dumps(ep.metadata).encode(), dtype=np.uint8), **arrays)
     with open(os.path.join(part, "source.json"), "w") as f:
         f.write("{}")
     _assemble(part, chunks, len(eps), schema, src, progress)

@@ -171,11 +171,11 @@ def _interrupt_at_episode(monkeypatch, index):
     list of episodes it was asked for, in order."""
     calls = []
 
-    def failing(ep, schema):
+    def failing(ep, schema, *args):
         calls.append(ep.index)
         if ep.index == index:
             raise KeyboardInterrupt("simulated interruption")
-        return _REAL_EPISODE_ARRAYS(ep, schema)
+        return _REAL_EPISODE_ARRAYS(ep, schema, *args)
 
     monkeypatch.setattr(store, "_episode_arrays", failing)
     return calls
