@@ -150,11 +150,14 @@ def _episode_arrays(episode, schema: List[dict], index: int, src: str,
             st = episode[s["name"]]
             got = {"kind": st.kind, "dtype": "|u1", "shape": [], "encoding": st.encoding, "time_unit": st.time_unit}
             if s.get("decoded_from"):
-                if st.kind != "bytes" or st.encoding != s["decoded_from"] or len(st) == 0:
-                    got = _stream_schema(st, "raw")  # names what differs (or that there is no image)
-                else:
-                    d = out[f"d{k}"] = st.decode()  # every image of the stream, on the CPU thread pool
-                    got.update(kind="tensor", shape=list(d.shape[1:]), encoding="")
+                if st.kind != "bytes" or st.encoding not in ("jpeg", "png"):
+                    raise ValueError(f"{src}: stream '{s['name']}' of episode {index} is a {st.kind} stream "
+                                     f"(encoding {st.encoding!r}) but episode 0 has {s['decoded_from']} images, "
+                                     "stored decoded")
+                if len(st) == 0:
+                    _stream_schema(st, "raw")  # ValueError: no image to tell the shape
+                d = out[f"d{k}"] = st.decode()  # every image of the stream (JPEG or PNG), on the CPU thread pool
+                got.update(kind="tensor", shape=list(d.shape[1:]), encoding="")
             elif st.kind == "tensor":
                 d = out[f"d{k}"] = st.numpy()
                 got.update(dtype=d.dtype.str, shape=list(d.shape[1:]), encoding="")

@@ -286,6 +286,58 @@ def test_convert_rlds_raw_images(tmp_path):
         store.convert(src, tmp_path / "x", images="png")
 
 
+class _FakeImages:
+    """Duck-types a robocache.datasets image Stream: `n` 4x4 RGB frames of value `v`, or a uint8 tensor."""
+
+    def __init__(self, kind="bytes", encoding="jpeg", n=2, v=0):
+        self.name, self.kind, self.encoding, self.n, self.v = "cam", kind, encoding, n, v
+        self.time_unit, self.time_source, self.rate_hz = "s", "recorded", 10.0
+        self.timestamps = np.arange(n, dtype=np.float64)
+
+    def __len__(self):
+        return self.n
+
+    def decode(self, index=None):
+        assert self.kind == "bytes"
+        frames = np.full((self.n, 4, 4, 3), self.v, np.uint8)
+        return frames if index is None else frames[index]
+
+    def numpy(self):
+        return np.full((self.n, 4, 4, 3), self.v, np.uint8)
+
+
+def test_convert_raw_images_check_every_episode(tmp_path, monkeypatch):
+    # images="raw": each episode is decoded once; JPEG and PNG episodes may mix (both decode to the same
+    # layout), a stream that is not images in a later episode is an error naming it, never a missing column.
+    class Episode:
+        def __init__(self, cam):
+            self.cam, self.videos, self.metadata = cam, {}, {}
+
+        def keys(self):
+            return ["cam"]
+
+        def __getitem__(self, key):
+            return self.cam
+
+    class Dataset(list):
+        format = "fake"
+
+    def convert_with(*cams):
+        monkeypatch.setattr(datasets, "open", lambda src, **kw: Dataset(Episode(c) for c in cams))
+        (tmp_path / "src").mkdir(exist_ok=True)
+        dst = tmp_path / f"dst{len(list(tmp_path.iterdir()))}"
+        return store.convert(tmp_path / "src", dst, progress=False, images="raw", num_threads=1)
+
+    st = convert_with(_FakeImages("bytes", "jpeg", 2, 1), _FakeImages("bytes", "png", 3, 2))
+    assert st.manifest["streams"][0]["decoded_from"] == "jpeg"
+    np.testing.assert_array_equal(st.streams["cam"].episode_data(1), np.full((3, 4, 4, 3), 2, np.uint8))
+    with pytest.raises(ValueError, match="stream 'cam' of episode 1 is a tensor stream \\(encoding ''\\) but "
+                                         "episode 0 has jpeg images, stored decoded"):
+        convert_with(_FakeImages("bytes", "jpeg"), _FakeImages("tensor", ""))
+    with pytest.raises(ValueError, match="stream 'cam' has no images in this episode"):
+        convert_with(_FakeImages("bytes", "jpeg"), _FakeImages("bytes", "png", 0))
+
+
 def test_episodes_must_share_a_schema(tmp_path, rng):
     eps = [{"a": (rng.normal(size=(4, 3)), np.arange(4.0))}, {"a": (rng.normal(size=(5, 2)), np.arange(5.0))}]
     with pytest.raises(ValueError, match="stream 'a' of episode 1 has shape \\[2\\] but episode 0 has \\[3\\]"):
