@@ -46,12 +46,26 @@ def test_unsupported_array_types_are_named():
 
 @pytest.fixture
 def jax64():
-    """JAX with float64 enabled (float64 timestamps stay float64), restored afterwards."""
+    """JAX with float64 enabled (float64 timestamps stay float64) and arrays made on the CPU even where JAX has
+    a GPU backend (the GPU machine's image has one), restored afterwards."""
     jax = pytest.importorskip("jax")
     before = jax.config.jax_enable_x64
     jax.config.update("jax_enable_x64", True)
-    yield jax
+    with jax.default_device(jax.devices("cpu")[0]):
+        yield jax
     jax.config.update("jax_enable_x64", before)
+
+
+def test_jax_gpu_arrays_are_refused_by_name():
+    # JAX on a GPU is not built yet: refused by name, never copied to the host behind the caller's back.
+    jax = pytest.importorskip("jax")
+    try:
+        gpu = jax.devices("gpu")[0]
+    except RuntimeError:
+        pytest.skip("JAX has no GPU backend here")
+    d = jax.device_put(np.zeros((2, 4, 3), np.float32), gpu)
+    with pytest.raises(ValueError, match="data is a JAX array on gpu; RoboCache takes JAX arrays on the CPU"):
+        rc.resample_trajectories(d, np.arange(4.0), np.array([0.5]))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float64"])
