@@ -14,6 +14,14 @@ Status in_stream_name(Status s, const std::string& name) {
   if (s.is_ok()) return s;
   return {s.code(), "stream '" + name + "': " + s.message()};
 }
+
+// The shape of `data` [.., S, D] resampled onto `tgt_t` [.., T] with D channels: [.., T, D]; returns its ndim.
+int result_shape(const TensorView& data, const TensorView& tgt_t, int64_t D, int64_t* shape) {
+  for (int i = 0; i < data.ndim - 2; ++i) shape[i] = data.shape[i];
+  shape[data.ndim - 2] = tgt_t.shape[tgt_t.ndim - 1];
+  shape[data.ndim - 1] = D;
+  return data.ndim;
+}
 }  // namespace
 
 void bind_resample(nb::module_& m) {
@@ -37,8 +45,8 @@ void bind_resample(nb::module_& m) {
           if ((d.ndim != 2 && d.ndim != 3) || (t.ndim != 1 && t.ndim != 2)) {
             throw nb::value_error("out=None needs data [B, S, D] or [S, D] and tgt_t [B, T] or [T]");
           }
-          const int64_t shape[3] = {d.shape[0], t.shape[t.ndim - 1], d.shape[d.ndim - 1]};
-          result = d.ndim == 3 ? allocate_like(data, d, d.dtype, shape, 3) : allocate_like(data, d, d.dtype, shape + 1, 2);
+          int64_t shape[3];
+          result = allocate_like(data, d, d.dtype, shape, result_shape(d, t, d.shape[d.ndim - 1], shape));
         }
         const ArrayArg ov(result, "out", true);
         std::optional<ArrayArg> lv, mv;
@@ -98,17 +106,14 @@ void bind_resample(nb::module_& m) {
           }
         }
         const ArrayArg tv(tgt_t, "tgt_t", false);
+        const nb::handle first = nb::cast<nb::tuple>(streams[0])[1];  // stream 0's data
         nb::object result = nb::none();
         if (outs[0].is_none()) {
           // Shapes and dtypes were checked by the caller (ops.fuse_multimodal) before it chose this path.
-          const nb::handle first = nb::cast<nb::tuple>(streams[0])[1];
           const TensorView& d0 = specs[0].data;
           int64_t shape[kMaxDims];
-          const int nd = d0.ndim;  // [B, S, D] -> [B, T, D]; [S, D] -> [T, D]
-          for (int i = 0; i < nd; ++i) shape[i] = d0.shape[i];
-          shape[nd - 2] = tv.view().shape[tv.view().ndim - 1];
+          const int nd = result_shape(d0, tv.view(), 0, shape);
           if (concat) {
-            shape[nd - 1] = 0;
             for (const AlignStream& sp : specs) shape[nd - 1] += sp.data.shape[sp.data.ndim - 1];
             result = allocate_like(first, d0, d0.dtype, shape, nd);
             const ArrayArg all(result, "out", true);
@@ -140,7 +145,7 @@ void bind_resample(nb::module_& m) {
           if (len_at[k]) specs[k].lengths = &arrays[*len_at[k]].view();
           if (mask_at[k]) specs[k].mask = &arrays[*mask_at[k]].view();
         }
-        const Stream s = resolve_stream(stream, nb::cast<nb::tuple>(streams[0])[1], specs[0].data);
+        const Stream s = resolve_stream(stream, first, specs[0].data);
         check_without_gil([&] {
           return fuse_multimodal(specs.data(), static_cast<int>(n), tv.view(), bd, validate, be, s);
         });

@@ -339,9 +339,8 @@ def test_torch_fuse_errors_either_route(route, monkeypatch, rng):
 def test_cuda_fuse_runs_on_the_current_torch_stream(route, monkeypatch, rng):
     if route == "descriptors":
         without_exchange_api(monkeypatch)
-    streams = {k: (torch.from_numpy(np.asarray(v[0])).cuda().repeat(16, 1, 1),
-                   torch.from_numpy(np.asarray(v[1])).cuda()) for k, v in three_streams(rng).items()}
-    streams = {k: (d, t.repeat(16, 1) if t.ndim == 2 else t) for k, (d, t) in streams.items()}
+    streams = {k: (d.repeat(16, 1, 1), t.repeat(16, 1) if t.ndim == 2 else t)
+               for k, (d, t, *_) in torch_streams(three_streams(rng), "cuda").items()}
     tgt = torch.linspace(0.0, 1.5, 300, dtype=torch.float64, device="cuda")
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
@@ -363,8 +362,7 @@ def test_cuda_fuse_runs_on_the_current_torch_stream(route, monkeypatch, rng):
 def test_cuda_fuse_matches_cpu(rng, dtype):
     streams = three_streams(rng, B=5)
     tdt = getattr(torch, dtype)
-    cpu_streams = {k: tuple(torch.from_numpy(np.asarray(x)) for x in v) for k, v in streams.items()}
-    cpu_streams = {k: (v[0].to(tdt),) + v[1:] for k, v in cpu_streams.items()}
+    cpu_streams = {k: (v[0].to(tdt),) + v[1:] for k, v in torch_streams(streams).items()}
     gpu_streams = {k: tuple(x.cuda() for x in v) for k, v in cpu_streams.items()}
     tgt = torch.linspace(-0.1, 1.6, 200, dtype=torch.float64)
     methods = {"camera": "hold", "joints": "linear", "force": "nearest"}
@@ -396,8 +394,7 @@ def test_cuda_slerp_matches_cpu(rng):
 
 @requires_cuda
 def test_cuda_fuse_errors_name_the_stream(rng):
-    s = three_streams(rng)
-    g = {k: tuple(torch.from_numpy(np.asarray(x)).cuda() for x in v) for k, v in s.items()}
+    g = torch_streams(three_streams(rng), "cuda")
     bad = g["force"][1].clone()
     bad[1, 7] = float("nan")
     g["force"] = (g["force"][0], bad)
