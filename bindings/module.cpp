@@ -20,6 +20,7 @@ void bind_resample(nb::module_& m);
 void bind_voxelize(nb::module_& m);
 void bind_datasets(nb::module_& m);
 void bind_loader(nb::module_& m);
+void bind_device_buffer(nb::module_& m);
 
 }  // namespace robocache::bindings
 
@@ -48,4 +49,5 @@ NB_MODULE(_C, m) {
   bindings::bind_voxelize(m);
   bindings::bind_datasets(m);
   bindings::bind_loader(m);
+  bindings::bind_device_buffer(m);
 }

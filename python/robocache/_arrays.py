@@ -1,11 +1,12 @@
 """Array-library plumbing: which library an input belongs to, allocation with that library on the
 input's device, and the caller's current CUDA stream. RoboCache never copies data between devices.
 
-JAX arrays (CPU devices; JAX on a GPU is not supported yet) are read in place through DLPack. JAX buffers
-are immutable, so a result is written into a 64-byte-aligned NumPy buffer that ``finish`` hands to JAX
-without a copy (``jax.device_put`` aliases aligned host memory on the CPU). With ``jax_enable_x64`` off,
-JAX keeps 64-bit results (int64 counts) as 32-bit, as it does for every array it is given; float64
-timestamps need x64 on, or JAX has already made them float32 before RoboCache sees them."""
+JAX arrays (on one CPU or GPU device) are read in place through DLPack. JAX buffers are immutable, so a result
+is written into memory RoboCache allocates and then handed to JAX without a copy: on the CPU a 64-byte-aligned
+NumPy buffer (``jax.device_put`` aliases aligned host memory), on a GPU a ``DeviceBuffer`` handed over through
+DLPack once the work is done (JAX arrays run on the legacy default stream and the hand-over waits for it). With
+``jax_enable_x64`` off, JAX keeps 64-bit results (int64 counts) as 32-bit, as it does for every array it is
+given; float64 timestamps need x64 on, or JAX has already made them float32 before RoboCache sees them."""
 
 from __future__ import annotations
 
@@ -42,11 +43,85 @@ def library_of(x: Any) -> str:
 
 
 def check_jax(x: Any, name: str) -> None:
-    """A JAX input must live on a CPU device (the JAX GPU path is not built yet): never a silent copy."""
-    platforms = sorted({d.platform for d in x.devices()})
-    if platforms != ["cpu"]:
-        raise ValueError(f"{name} is a JAX array on {'/'.join(platforms)}; RoboCache takes JAX arrays on the CPU "
-                         "only for now (on a GPU, pass torch or CuPy arrays, e.g. through DLPack)")
+    """A JAX input must live on one CPU or GPU device (never a silent copy); on a GPU it is made ready first, so
+    the buffer DLPack hands over holds its values."""
+    devices = list(x.devices())
+    platforms = sorted({d.platform for d in devices})
+    if len(devices) != 1 or platforms[0] not in ("cpu", "gpu"):
+        raise ValueError(f"{name} is a JAX array on {len(devices)} device(s) of {'/'.join(platforms)}; RoboCache "
+                         "takes JAX arrays on one CPU or GPU device")
+    if platforms[0] == "gpu":
+        x.block_until_ready()
+
+
+def _jax_gpu(x: Any) -> Any:
+    """The CUDA device index of a JAX array on a GPU, else None."""
+    d = next(iter(x.devices()))
+    return d.local_hardware_id if d.platform == "gpu" else None
+
+
+# robocache::DType codes by NumPy dtype name (include/robocache/tensor.h).
+_NP_CODES = {"float16": 0, "bfloat16": 1, "float32": 2, "float64": 3, "int32": 4, "int64": 5, "uint8": 6, "bool": 7}
+
+
+class _DeviceOut:
+    """A result RoboCache writes on a GPU for JAX: a view (element offset, shape, element strides) of a
+    DeviceBuffer; native() passes it as a descriptor and finish() hands it to JAX."""
+
+    __slots__ = ("buf", "offset", "shape", "strides", "dtype")
+
+    def __init__(self, buf: Any, offset: int, shape: tuple, strides: tuple, dtype: np.dtype):
+        self.buf, self.offset, self.shape, self.strides, self.dtype = buf, offset, shape, strides, dtype
+
+    @classmethod
+    def new(cls, shape: tuple, dtype: Any, device: int, buffer_type: Any = None) -> "_DeviceOut":
+        dtype = np.dtype(dtype)
+        shape = tuple(int(n) for n in shape)
+        if buffer_type is None:
+            from . import _C
+
+            buffer_type = _C.DeviceBuffer
+        strides, step = [], 1
+        for n in reversed(shape):
+            strides.append(step)
+            step *= max(n, 1)
+        return cls(buffer_type(device, int(np.prod(shape, dtype=np.int64)) * dtype.itemsize), 0, shape,
+                   tuple(reversed(strides)), dtype)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def _cut(self, axis: int, key: Any) -> "_DeviceOut":
+        n = self.shape[axis]
+        shape, strides = list(self.shape), list(self.strides)
+        if isinstance(key, slice):
+            start, stop, step = key.indices(n)
+            if step != 1:
+                raise IndexError("internal: a RoboCache device result is sliced with step 1 only")
+            shape[axis] = max(0, stop - start)
+            return _DeviceOut(self.buf, self.offset + start * strides[axis], tuple(shape), tuple(strides), self.dtype)
+        k = int(key) + (n if int(key) < 0 else 0)
+        if not 0 <= k < n:
+            raise IndexError(f"index {key} is out of range for a dimension of {n}")
+        del shape[axis], strides[axis]
+        return _DeviceOut(self.buf, self.offset + k * self.strides[axis], tuple(shape), tuple(strides), self.dtype)
+
+    def __getitem__(self, key: Any) -> "_DeviceOut":
+        if isinstance(key, tuple) and len(key) == 2 and key[0] is Ellipsis and isinstance(key[1], slice):
+            return self._cut(self.ndim - 1, key[1])
+        if isinstance(key, (slice, int, np.integer)):
+            return self._cut(0, key)
+        raise IndexError(f"internal: unsupported index {key!r} of a RoboCache device result")
+
+    def descriptor(self) -> tuple:
+        return (self.buf.ptr + self.offset * self.dtype.itemsize, _NP_CODES[self.dtype.name], self.buf.device,
+                self.shape, self.strides)
+
+    def to_jax(self) -> Any:
+        from . import _C
+
+        return _C.to_jax(self.buf, self.offset, list(self.shape), list(self.strides), _NP_CODES[self.dtype.name], 0)
 
 
 def check_jax_inputs(**arrays: Any) -> None:
@@ -73,9 +148,11 @@ def _aligned_empty(shape: tuple, dtype: Any) -> np.ndarray:
 
 
 def finish(x: Any, lib: str) -> Any:
-    """The result as the caller's library: JAX gets the NumPy buffer RoboCache wrote, without a copy."""
+    """The result as the caller's library: JAX gets the buffer RoboCache wrote, without a copy."""
     if lib != _JAX or x is None:
         return x
+    if isinstance(x, _DeviceOut):
+        return x.to_jax()
     import jax
 
     return jax.device_put(x, jax.devices("cpu")[0])
@@ -102,6 +179,10 @@ def as_array(x: Any, like: Any, lib: str, name: str, dtype: Any = None) -> Any:
 
         return torch.as_tensor(np.asarray(x, dtype=dtype), device=like.device)
     if lib == _JAX:
+        if _jax_gpu(like) is not None:
+            import jax
+
+            return jax.device_put(np.asarray(x, dtype=dtype), next(iter(like.devices())))
         return finish(np.asarray(x, dtype=dtype), lib)
     import cupy
 
@@ -111,7 +192,7 @@ def as_array(x: Any, like: Any, lib: str, name: str, dtype: Any = None) -> Any:
 
 def empty(shape: tuple, like: Any, lib: str, dtype: Any = None) -> Any:
     """An uninitialised array of `like`'s library and device, of `like`'s dtype or `dtype` by name ("bool",
-    "int32", ...). For JAX, the NumPy buffer that finish() hands over."""
+    "int32", ...). For JAX, the buffer finish() hands over (NumPy, or a device result on a GPU)."""
     if lib == _TORCH:
         import torch
 
@@ -120,7 +201,8 @@ def empty(shape: tuple, like: Any, lib: str, dtype: Any = None) -> Any:
     if lib == _NUMPY:
         return np.empty(shape, dtype=dt)
     if lib == _JAX:
-        return _aligned_empty(shape, dt)
+        gpu = _jax_gpu(like)
+        return _aligned_empty(shape, dt) if gpu is None else _DeviceOut.new(shape, dt, gpu)
     import cupy
 
     with cupy.cuda.Device(like.device.id):
@@ -182,6 +264,8 @@ def native(x: Any, lib: str) -> Any:
     strides): reading those attributes costs ~0.5 us, against 2-5 us for tensor.__dlpack__(), which
     dominated small calls. A NumPy bfloat16 array (the ml_dtypes type JAX uses) goes as a descriptor too:
     neither the buffer protocol nor NumPy's DLPack export carries it. Other arrays go through DLPack."""
+    if type(x) is _DeviceOut:
+        return x.descriptor()
     if type(x) is np.ndarray and x.dtype.name == "bfloat16":
         if any(st % 2 for st in x.strides):
             raise ValueError(f"a bfloat16 array with strides {x.strides} (bytes) that are not whole elements")
