@@ -175,4 +175,16 @@ class ArrayArg {
   TensorView view_;
 };
 
+// An array argument that may be None: get() is its view, or nullptr for None.
+class OptionalArrayArg {
+ public:
+  OptionalArrayArg(nb::handle h, const char* name, bool writable) {
+    if (!h.is_none()) arg_.emplace(h, name, writable);
+  }
+  const TensorView* get() const { return arg_ ? &arg_->view() : nullptr; }
+
+ private:
+  std::optional<ArrayArg> arg_;
+};
+
 }  // namespace robocache::bindings

@@ -3,6 +3,7 @@
 // kept alive by the JAX array.
 #include <nanobind/stl/vector.h>
 
+#include <atomic>
 #include <vector>
 
 #include "convert.h"
@@ -14,10 +15,15 @@ struct DeviceBuffer {
   Device device;
   void* ptr = nullptr;
   size_t bytes = 0;
+  static inline std::atomic<int64_t> alive{0};  // buffers not yet freed (tests check results are released)
   DeviceBuffer(int device_index, size_t n) : device{DeviceType::CUDA, device_index}, bytes(n) {
     check(device_malloc(device, n, &ptr));
+    ++alive;
   }
-  ~DeviceBuffer() { device_free(device, ptr); }
+  ~DeviceBuffer() {
+    device_free(device, ptr);
+    --alive;
+  }
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
 };
@@ -29,7 +35,8 @@ void bind_device_buffer(nb::module_& m) {
       .def(nb::init<int, size_t>(), nb::arg("device"), nb::arg("nbytes"))
       .def_prop_ro("ptr", [](const DeviceBuffer& b) { return reinterpret_cast<uintptr_t>(b.ptr); })
       .def_prop_ro("device", [](const DeviceBuffer& b) { return b.device.index; })
-      .def_prop_ro("nbytes", [](const DeviceBuffer& b) { return b.bytes; });
+      .def_prop_ro("nbytes", [](const DeviceBuffer& b) { return b.bytes; })
+      .def_static("alive", [] { return DeviceBuffer::alive.load(); }, "The number of DeviceBuffers not yet freed.");
 
   // A view of `buffer` (element offset, shape, element strides, robocache dtype code) as a jax.Array on the
   // buffer's GPU, once the work queued on `stream` there is done (JAX reads it on its own streams).

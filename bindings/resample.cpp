@@ -49,13 +49,10 @@ void bind_resample(nb::module_& m) {
           result = allocate_like(data, d, d.dtype, shape, result_shape(d, t, d.shape[d.ndim - 1], shape));
         }
         const ArrayArg ov(result, "out", true);
-        std::optional<ArrayArg> lv, mv;
-        if (!src_lengths.is_none()) lv.emplace(src_lengths, "src_lengths", false);
-        if (!mask.is_none()) mv.emplace(mask, "mask", true);
+        const OptionalArrayArg lv(src_lengths, "src_lengths", false), mv(mask, "mask", true);
         const Stream s = resolve_stream(stream, data, dv.view());
         check_without_gil([&] {
-          return resample_trajectories(dv.view(), sv.view(), tv.view(), lv ? &lv->view() : nullptr, ov.view(),
-                                       mv ? &mv->view() : nullptr, opt, s);
+          return resample_trajectories(dv.view(), sv.view(), tv.view(), lv.get(), ov.view(), mv.get(), opt, s);
         });
         return result;
       },

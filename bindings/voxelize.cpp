@@ -16,10 +16,9 @@ void bind_pointcloud_io(nb::module_& m);  // bindings/pointcloud_io.cpp
 void bind_voxelize(nb::module_& m) {
   m.def(
       "voxelize_dense",
-      [](const Array& points, std::optional<Array> features, std::optional<Array> lengths,
-         std::array<double, 3> voxel_size, std::array<double, 3> origin, std::array<int64_t, 3> grid_size,
-         const std::string& mode, MutableArray out, std::optional<MutableArray> count,
-         std::optional<MutableArray> dropped, uintptr_t stream) {
+      [](nb::handle points, nb::handle features, nb::handle lengths, std::array<double, 3> voxel_size,
+         std::array<double, 3> origin, std::array<int64_t, 3> grid_size, const std::string& mode, nb::handle out,
+         nb::handle count, nb::handle dropped, uintptr_t stream) {
         VoxelGridSpec grid;
         for (int i = 0; i < 3; ++i) {
           grid.voxel_size[i] = voxel_size[i];
@@ -28,15 +27,12 @@ void bind_voxelize(nb::module_& m) {
         }
         VoxelMode vm;
         check(parse_voxel_mode(mode, &vm));
-        const TensorView pv = to_view(points, "points"), ov = to_view(out, "out");
-        TensorView fv, lv, cv, dv;
-        if (features) fv = to_view(*features, "features");
-        if (lengths) lv = to_view(*lengths, "lengths");
-        if (count) cv = to_view(*count, "count");
-        if (dropped) dv = to_view(*dropped, "dropped");
+        const ArrayArg pa(points, "points", false), oa(out, "out", true);
+        const OptionalArrayArg fa(features, "features", false), la(lengths, "lengths", false),
+            ca(count, "count", true), da(dropped, "dropped", true);
         check_without_gil([&] {
-          return voxelize_dense(pv, features ? &fv : nullptr, lengths ? &lv : nullptr, grid, vm, ov,
-                                count ? &cv : nullptr, dropped ? &dv : nullptr, reinterpret_cast<Stream>(stream));
+          return voxelize_dense(pa.view(), fa.get(), la.get(), grid, vm, oa.view(), ca.get(), da.get(),
+                                reinterpret_cast<Stream>(stream));
         });
       },
       nb::arg("points"), nb::arg("features").none(), nb::arg("lengths").none(), nb::arg("voxel_size"),
@@ -45,17 +41,14 @@ void bind_voxelize(nb::module_& m) {
 
   m.def(
       "voxel_downsample",
-      [](const Array& points, std::array<double, 3> voxel_size, std::optional<std::array<double, 3>> origin,
-         std::optional<Array> features, MutableArray out_points, std::optional<MutableArray> out_features,
-         uintptr_t stream) {
-        const TensorView pv = to_view(points, "points"), opv = to_view(out_points, "out_points");
-        TensorView fv, ofv;
-        if (features) fv = to_view(*features, "features");
-        if (out_features) ofv = to_view(*out_features, "out_features");
+      [](nb::handle points, std::array<double, 3> voxel_size, std::optional<std::array<double, 3>> origin,
+         nb::handle features, nb::handle out_points, nb::handle out_features, uintptr_t stream) {
+        const ArrayArg pa(points, "points", false), opa(out_points, "out_points", true);
+        const OptionalArrayArg fa(features, "features", false), ofa(out_features, "out_features", true);
         int64_t num_voxels = 0;
         check_without_gil([&] {
-          return voxel_downsample(pv, voxel_size.data(), origin ? origin->data() : nullptr, features ? &fv : nullptr,
-                                  opv, out_features ? &ofv : nullptr, &num_voxels, reinterpret_cast<Stream>(stream));
+          return voxel_downsample(pa.view(), voxel_size.data(), origin ? origin->data() : nullptr, fa.get(),
+                                  opa.view(), ofa.get(), &num_voxels, reinterpret_cast<Stream>(stream));
         });
         return num_voxels;
       },
@@ -64,9 +57,9 @@ void bind_voxelize(nb::module_& m) {
 
   m.def(
       "hard_voxelize",
-      [](const Array& points, std::array<double, 3> voxel_size, std::array<double, 6> point_cloud_range,
-         int64_t max_points, int64_t max_voxels, bool coords_xyz, MutableArray voxels, MutableArray coords,
-         MutableArray num_points, uintptr_t stream) {
+      [](nb::handle points, std::array<double, 3> voxel_size, std::array<double, 6> point_cloud_range,
+         int64_t max_points, int64_t max_voxels, bool coords_xyz, nb::handle voxels, nb::handle coords,
+         nb::handle num_points, uintptr_t stream) {
         HardVoxelizeOptions o;
         for (int i = 0; i < 3; ++i) {
           o.voxel_size[i] = voxel_size[i];
@@ -76,11 +69,12 @@ void bind_voxelize(nb::module_& m) {
         o.max_points = max_points;
         o.max_voxels = max_voxels;
         o.coords_xyz = coords_xyz;
-        const TensorView pv = to_view(points, "points"), vv = to_view(voxels, "voxels"),
-                         cv = to_view(coords, "coords"), nv = to_view(num_points, "num_points");
+        const ArrayArg pa(points, "points", false), va(voxels, "voxels", true), ca(coords, "coords", true),
+            na(num_points, "num_points", true);
         int64_t num_voxels = 0;
         check_without_gil([&] {
-          return hard_voxelize(pv, o, vv, cv, nv, &num_voxels, reinterpret_cast<Stream>(stream));
+          return hard_voxelize(pa.view(), o, va.view(), ca.view(), na.view(), &num_voxels,
+                               reinterpret_cast<Stream>(stream));
         });
         return num_voxels;
       },

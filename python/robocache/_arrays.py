@@ -35,6 +35,8 @@ def library_of(x: Any) -> str:
     jax = sys.modules.get("jax")
     if jax is not None and isinstance(x, jax.Array):
         return _JAX
+    if t is _DeviceOut:  # a result RoboCache writes for JAX on a GPU
+        return _JAX
     if isinstance(x, np.ndarray):
         return _NUMPY
     raise TypeError(

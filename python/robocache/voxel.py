@@ -16,7 +16,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from . import _C
-from ._arrays import as_array, check_jax, check_jax_inputs, current_stream, empty, finish, library_of
+from ._arrays import as_array, check_jax, check_jax_inputs, current_stream, empty, finish, library_of, native
 
 __all__ = ["voxelize_point_cloud", "voxel_downsample", "hard_voxelize"]
 
@@ -156,7 +156,8 @@ def voxelize_point_cloud(
         ) from e
     dropped = empty(lead, points, lib, dtype="int64") if return_dropped else None
     _C.voxelize_dense(
-        points, features, lengths, vs, org, gs, mode, out, count, dropped, current_stream(points, lib)
+        native(points, lib), native(features, lib), native(lengths, lib), vs, org, gs, mode, native(out, lib),
+        native(count, lib), native(dropped, lib), current_stream(points, lib),
     )
     result = (finish(out, lib),)
     if return_count:
@@ -207,7 +208,8 @@ def voxel_downsample(
     out_features = empty((n, features.shape[-1]), features, lib) if features is not None and features.ndim == 2 else None
     if features is not None and out_features is None:
         raise ValueError(f"features must have shape [N, C], got {list(features.shape)}")
-    m = _C.voxel_downsample(points, vs, org, features, out_points, out_features, current_stream(points, lib))
+    m = _C.voxel_downsample(native(points, lib), vs, org, native(features, lib), native(out_points, lib),
+                            native(out_features, lib), current_stream(points, lib))
     if features is None:
         return finish(out_points[:m], lib)
     return finish(out_points[:m], lib), finish(out_features[:m], lib)
@@ -261,7 +263,7 @@ def hard_voxelize(
     coords = empty((int(max_voxels), 3), points, lib, dtype="int32")
     num_points = empty((int(max_voxels),), points, lib, dtype="int32")
     m = _C.hard_voxelize(
-        points, vs, rng, int(max_points), int(max_voxels), coord_order == "xyz", voxels, coords, num_points,
-        current_stream(points, lib),
+        native(points, lib), vs, rng, int(max_points), int(max_voxels), coord_order == "xyz", native(voxels, lib),
+        native(coords, lib), native(num_points, lib), current_stream(points, lib),
     )
     return finish(voxels[:m], lib), finish(coords[:m], lib), finish(num_points[:m], lib)

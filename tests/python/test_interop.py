@@ -91,6 +91,30 @@ def test_jax_gpu_arrays_in_and_out(jax64, dtype):
     np.testing.assert_array_equal(np.asarray(masks["a"]), want_mask)
 
 
+def test_jax_gpu_results_are_freed_with_the_jax_array(jax64):
+    # A result's device memory belongs to the JAX array it was handed to: freed when JAX drops the array.
+    import gc
+    import time
+
+    jax, gpu = jax_gpu()
+    alive = rc._C.DeviceBuffer.alive
+    rng = np.random.default_rng(5)
+    t = np.cumsum(rng.uniform(0.01, 0.05, 40))
+    data = jax.device_put(rng.normal(size=(2, 40, 3)).astype(np.float32), gpu)
+    src_t, tgt_t = jax.device_put(np.stack([t, t]), gpu), jax.device_put(np.stack([t[::3], t[::3]]), gpu)
+    base = alive()
+    out, mask = rc.resample_trajectories(data, src_t, tgt_t, return_mask=True)
+    assert alive() == base + 2
+    kept = np.asarray(out)
+    del out, mask
+    deadline = time.monotonic() + 5
+    while alive() > base and time.monotonic() < deadline:
+        gc.collect()
+        time.sleep(0.01)
+    assert alive() == base
+    np.testing.assert_array_equal(kept, rc.resample_trajectories(np.asarray(data), np.asarray(src_t), np.asarray(tgt_t)))
+
+
 def test_jax_gpu_point_clouds(jax64):
     jax, gpu = jax_gpu()
     rng = np.random.default_rng(3)
@@ -110,7 +134,7 @@ def test_jax_gpu_point_clouds(jax64):
 def test_device_result_views():
     # The views a GPU result for JAX takes (column slices for concatenated output, rows, leading slices),
     # checked on a stand-in buffer: pointer arithmetic only.
-    from robocache._arrays import _DeviceOut
+    from robocache._arrays import _DeviceOut, library_of, native
 
     class Buffer:
         def __init__(self, device, nbytes):
@@ -118,6 +142,7 @@ def test_device_result_views():
 
     out = _DeviceOut.new((4, 5, 9), "float32", 1, buffer_type=Buffer)
     assert out.buf.nbytes == 4 * 5 * 9 * 4 and out.descriptor() == (1 << 20, 2, 1, (4, 5, 9), (45, 9, 1))
+    assert library_of(out) == "jax" and native(out, "jax") == out.descriptor()
     cols = out[..., 3:7]
     assert cols.descriptor() == ((1 << 20) + 12, 2, 1, (4, 5, 4), (45, 9, 1))
     assert out[2].descriptor() == ((1 << 20) + 2 * 45 * 4, 2, 1, (5, 9), (9, 1))
