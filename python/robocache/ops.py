@@ -32,7 +32,7 @@ def resample_trajectories(
     Args:
         data: ``[B, S, D]`` (or unbatched ``[S, D]``) samples; float16, bfloat16, float32 or float64.
             NumPy arrays (bfloat16 through ml_dtypes too), PyTorch tensors (CPU or CUDA), CuPy arrays and
-            JAX arrays on the CPU, with any strides (slices, transposes, ``expand`` broadcasts) are read in
+            JAX arrays (CPU or GPU), with any strides (slices, transposes, ``expand`` broadcasts) are read in
             place, without a copy. A JAX input gives a JAX result (``out`` cannot be a JAX array).
         src_t: ``[B, S]`` or ``[S]`` (shared by every row) source times, non-decreasing along S. float32,
             float64 (seconds, any epoch) or int64 (nanoseconds, as ROS and MCAP record them). Repeated

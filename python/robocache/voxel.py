@@ -89,7 +89,7 @@ def voxelize_point_cloud(
 
     Args:
         points: ``[N, 3]`` or batched ``[B, N, 3]`` float32/float64 x, y, z (NumPy, PyTorch CPU/CUDA, CuPy or
-            JAX on the CPU, any strides; slice ``cloud[:, :3]`` for wider records).
+            JAX, any strides; slice ``cloud[:, :3]`` for wider records).
         features: ``[N, C]`` / ``[B, N, C]`` float32/float64 values, required for ``sum``, ``mean`` and
             ``max`` (and refused for ``occupancy`` / ``count``).
         voxel_size: one size or ``(sx, sy, sz)``, positive.
@@ -187,7 +187,7 @@ def voxel_downsample(
     fine: only the occupied ones are stored, so the spanned grid may exceed 2^31 voxels (up to 2^63).
 
     Args:
-        points: ``[N, 3]`` float32/float64 (NumPy, PyTorch CPU/CUDA, CuPy or JAX on the CPU, any strides).
+        points: ``[N, 3]`` float32/float64 (NumPy, PyTorch CPU/CUDA, CuPy or JAX, any strides).
         voxel_size: one size or ``(sx, sy, sz)``.
         features: optional ``[N, C]`` float32/float64 per-point values (colours, intensity); averaged too.
 
