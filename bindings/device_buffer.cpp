@@ -1,6 +1,6 @@
 // Device memory RoboCache owns, for results handed to JAX on a GPU: JAX arrays are immutable, so a result is
-// written into a DeviceBuffer and then handed to JAX through DLPack (jax.dlpack.from_dlpack), the buffer
-// kept alive by the JAX array.
+// written into a DeviceBuffer and then handed to JAX through DLPack (nanobind's JAX export), the buffer kept
+// alive by the JAX array.
 #include <nanobind/stl/vector.h>
 
 #include <atomic>
@@ -45,11 +45,23 @@ void bind_device_buffer(nb::module_& m) {
       [](nb::handle buffer, int64_t offset, const std::vector<int64_t>& shape, const std::vector<int64_t>& strides,
          int dtype_code, uintptr_t stream) {
         const DeviceBuffer& b = nb::cast<const DeviceBuffer&>(buffer);
-        if (dtype_code < 0 || dtype_code > static_cast<int>(DType::Bool) || shape.size() != strides.size()) {
+        if (dtype_code < 0 || dtype_code > static_cast<int>(DType::Bool) || shape.size() != strides.size() ||
+            offset < 0) {
           throw nb::value_error("internal: bad to_jax view");
         }
         const auto dtype = static_cast<DType>(dtype_code);
-        check(stream_synchronize(b.device, reinterpret_cast<Stream>(stream)));
+        // The view must lie inside the buffer: offset + sum((shape - 1) * stride) + 1 elements at most.
+        int64_t last = offset;
+        bool empty = false;
+        for (size_t i = 0; i < shape.size(); ++i) {
+          if (shape[i] < 0 || strides[i] < 0) throw nb::value_error("internal: bad to_jax view");
+          if (shape[i] == 0) empty = true;
+          else last += (shape[i] - 1) * strides[i];
+        }
+        if (!empty && static_cast<uint64_t>(last + 1) * dtype_size(dtype) > b.bytes) {
+          throw nb::value_error("internal: to_jax view past the end of its buffer");
+        }
+        check_without_gil([&] { return stream_synchronize(b.device, reinterpret_cast<Stream>(stream)); });
         std::vector<size_t> ushape(shape.begin(), shape.end());
         void* data = static_cast<char*>(b.ptr) + offset * static_cast<int64_t>(dtype_size(dtype));
         return nb::ndarray<nb::jax>(data, ushape.size(), ushape.data(), buffer, strides.data(), dlpack_dtype(dtype),

@@ -53,6 +53,8 @@ def check_jax(x: Any, name: str) -> None:
         raise ValueError(f"{name} is a JAX array on {len(devices)} device(s) of {'/'.join(platforms)}; RoboCache "
                          "takes JAX arrays on one CPU or GPU device")
     if platforms[0] == "gpu":
+        if x.dtype.name not in _NP_CODES:
+            raise TypeError(f"{name} has an unsupported dtype ({x.dtype})")
         x.block_until_ready()
 
 
@@ -78,6 +80,8 @@ class _DeviceOut:
     @classmethod
     def new(cls, shape: tuple, dtype: Any, device: int, buffer_type: Any = None) -> "_DeviceOut":
         dtype = np.dtype(dtype)
+        if dtype.name not in _NP_CODES:
+            raise TypeError(f"a RoboCache result cannot have dtype {dtype}")
         shape = tuple(int(n) for n in shape)
         if buffer_type is None:
             from . import _C
@@ -133,11 +137,18 @@ def check_jax_inputs(**arrays: Any) -> None:
             check_jax(x, name)
 
 
-def reject_jax_out(out: Any, name: str = "out") -> None:
-    """JAX arrays are immutable: they cannot be written in place."""
-    if out is not None and library_of(out) == _JAX:
+def reject_jax_out(out: Any, like: Any = None, name: str = "out") -> None:
+    """JAX arrays are immutable: they cannot be written in place. With JAX inputs on a GPU, `out` must be unset
+    too: the call returns before its kernel finishes only where the caller's library orders its own work after
+    it, which JAX (on its own streams) does not, so the result must be a JAX array (handed over once written)."""
+    if out is None:
+        return
+    if library_of(out) == _JAX:
         raise TypeError(f"{name} is a jax.Array, which is immutable and cannot be written in place; leave {name} "
                         "unset to get a new JAX array")
+    if like is not None and library_of(like) == _JAX and _jax_gpu(like) is not None:
+        raise TypeError(f"{name} must be unset for JAX arrays on a GPU (got a {library_of(out)} array); the result "
+                        "is a new JAX array")
 
 
 def _aligned_empty(shape: tuple, dtype: Any) -> np.ndarray:
@@ -190,6 +201,15 @@ def as_array(x: Any, like: Any, lib: str, name: str, dtype: Any = None) -> Any:
 
     with cupy.cuda.Device(like.device.id):
         return cupy.asarray(np.asarray(x, dtype=dtype))
+
+
+def empty_per_stream(n: int, shape: tuple, like: Any, lib: str, dtype: Any = None) -> list:
+    """n arrays of `shape` (e.g. per-stream masks): views of one allocation, except for JAX on a GPU, where each
+    gets its own buffer (XLA requires arrays it is handed to start 16-byte aligned)."""
+    if lib == _JAX and _jax_gpu(like) is not None:
+        return [empty(shape, like, lib, dtype) for _ in range(n)]
+    stacked = empty((n,) + tuple(shape), like, lib, dtype)
+    return [stacked[k] for k in range(n)]
 
 
 def empty(shape: tuple, like: Any, lib: str, dtype: Any = None) -> Any:

@@ -7,8 +7,8 @@ import sys
 from typing import Any, Optional
 
 from . import _C
-from ._arrays import (_TORCH, _TORCH_CODES, as_array, check_jax_inputs, current_stream, empty, finish, library_of,
-                      native, reject_jax_out, torch_codes, torch_exchange)
+from ._arrays import (_TORCH, _TORCH_CODES, as_array, check_jax_inputs, current_stream, empty, empty_per_stream,
+                      finish, library_of, native, reject_jax_out, torch_codes, torch_exchange)
 
 __all__ = ["resample_trajectories", "resample_rotations", "fuse_multimodal"]
 
@@ -89,7 +89,7 @@ def resample_trajectories(
                                          _raw_stream(dd[2]) if dd[2] >= 0 else 0)
                 return out
     lib = library_of(data)
-    reject_jax_out(out)
+    reject_jax_out(out, data)
     src_t = as_array(src_t, data, lib, "src_t")
     tgt_t = as_array(tgt_t, data, lib, "tgt_t", dtype=getattr(src_t, "dtype", None) if lib in ("numpy", "jax") else None)
     src_lengths = as_array(src_lengths, data, lib, "src_lengths", dtype="int64")
@@ -272,7 +272,7 @@ def fuse_multimodal(
             off += d.shape[-1]
     else:
         outs = [empty(lead + (T, d.shape[-1]), d, lib) for d, _, _ in entries]
-    masks = empty((len(entries),) + lead + (T,), first, lib, dtype="bool") if return_mask else None
+    masks = empty_per_stream(len(entries), lead + (T,), first, lib, dtype="bool") if return_mask else None
     desc = []
     for k, (name, (data, t, lengths)) in enumerate(zip(names, entries)):
         t = as_array(t, data, lib, f"stream '{name}' t")

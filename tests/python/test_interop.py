@@ -115,6 +115,43 @@ def test_jax_gpu_results_are_freed_with_the_jax_array(jax64):
     np.testing.assert_array_equal(kept, rc.resample_trajectories(np.asarray(data), np.asarray(src_t), np.asarray(tgt_t)))
 
 
+def test_jax_gpu_masks_and_errors(jax64):
+    # Per-stream masks are JAX arrays XLA can compute on (each its own 16-byte-aligned buffer: with B * T not a
+    # multiple of 16, views of one stacked buffer would start misaligned); backend names the device; a dtype
+    # RoboCache does not take, and out= of another library, are refused by name.
+    jax, gpu = jax_gpu()
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(9)
+    B, S, T = 3, 30, 7
+    t = np.cumsum(rng.uniform(0.01, 0.05, (B, S)), 1)
+    tgt = np.sort(rng.uniform(-0.1, t[:, -1:].min() + 0.1, (B, T)), 1)
+    a, b = rng.normal(size=(B, S, 2)).astype(np.float32), rng.normal(size=(B, S // 2, 5)).astype(np.float32)
+    streams = {"a": (a, t), "b": (b, t[:, ::2])}
+    put = lambda x: jax.device_put(x, gpu)  # noqa: E731
+    want, want_masks = rc.fuse_multimodal(streams, tgt, boundary="nan", return_mask=True)
+    got, masks = rc.fuse_multimodal({k: (put(d), put(ts)) for k, (d, ts) in streams.items()}, put(tgt),
+                                    boundary="nan", return_mask=True)
+    total = jax.jit(lambda m: jnp.sum(m, dtype=jnp.int32))
+    for k in streams:
+        assert masks[k].devices() == {gpu}
+        np.testing.assert_array_equal(np.asarray(masks[k]), want_masks[k])
+        assert int(total(masks[k])) == int(want_masks[k].sum())
+        assert int(total(~masks[k])) == int((~want_masks[k]).sum()) > 0
+    np.testing.assert_array_equal(np.asarray(jax.jit(lambda x: jnp.nan_to_num(x, nan=-7.0))(got)),
+                                  np.nan_to_num(want, nan=-7.0))
+
+    pts = put(rng.uniform(0, 1, (100, 3)).astype(np.float32))
+    rc.voxel_downsample(pts, 0.1, backend="cuda")
+    with pytest.raises(ValueError, match="backend='cpu' but points is on cuda:0"):
+        rc.voxel_downsample(pts, 0.1, backend="cpu")
+    with pytest.raises(TypeError, match=r"data has an unsupported dtype \(int16\)"):
+        rc.resample_trajectories(put(np.zeros((B, S, 2), np.int16)), put(t), put(tgt))
+    torch = pytest.importorskip("torch")
+    with pytest.raises(TypeError, match="out must be unset for JAX arrays on a GPU"):
+        rc.resample_trajectories(put(a), put(t), put(tgt), out=torch.empty(B, T, 2, device="cuda"))
+
+
 def test_jax_gpu_point_clouds(jax64):
     jax, gpu = jax_gpu()
     rng = np.random.default_rng(3)
@@ -148,6 +185,8 @@ def test_device_result_views():
     assert out[2].descriptor() == ((1 << 20) + 2 * 45 * 4, 2, 1, (5, 9), (9, 1))
     assert out[-1].descriptor()[0] == (1 << 20) + 3 * 45 * 4
     assert out[:3].descriptor() == (1 << 20, 2, 1, (3, 5, 9), (45, 9, 1))
+    with pytest.raises(TypeError, match="cannot have dtype int16"):
+        _DeviceOut.new((2,), "int16", 0, buffer_type=Buffer)
     mask = _DeviceOut.new((2, 4, 5), "bool", 0, buffer_type=Buffer)
     assert mask[1].descriptor() == ((1 << 20) + 20, 7, 0, (4, 5), (5, 1))
     with pytest.raises(IndexError):
