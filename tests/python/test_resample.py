@@ -373,7 +373,8 @@ def test_robosuite_demo_states_onto_a_jittered_clock(rng, task):
 @pytest.mark.parametrize("time_dtype", ["float32", "float64", "int64"])
 def test_cuda_matches_cpu(rng, dtype, time_dtype):
     tdt = getattr(torch, dtype)
-    for B, S, T, D in SIZES + [(4, 300, 257, 64), (2, 50, 40, 8)]:
+    # Wide rows too (whole warps of 16-byte vectors per row: D = 128 / 256), upsampled and downsampled.
+    for B, S, T, D in SIZES + [(4, 300, 257, 64), (2, 50, 40, 8), (3, 40, 97, 128), (2, 300, 61, 256)]:
         src_t = jittered_times(rng, B, S, scale=1e9 if time_dtype == "int64" else 1.0).astype(time_dtype)
         tgt_t = targets_around(rng, src_t, T)
         lengths = rng.integers(1, S + 1, B)
