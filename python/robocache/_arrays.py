@@ -47,11 +47,14 @@ def library_of(x: Any) -> str:
 def check_jax(x: Any, name: str) -> None:
     """A JAX input must live on one CPU or GPU device (never a silent copy); on a GPU it is made ready first, so
     the buffer DLPack hands over holds its values."""
-    devices = list(x.devices())
+    devices = sorted(x.devices(), key=lambda d: d.id)
     platforms = sorted({d.platform for d in devices})
-    if len(devices) != 1 or platforms[0] not in ("cpu", "gpu"):
-        raise ValueError(f"{name} is a JAX array on {len(devices)} device(s) of {'/'.join(platforms)}; RoboCache "
-                         "takes JAX arrays on one CPU or GPU device")
+    if len(devices) != 1:
+        raise ValueError(f"{name} is a JAX array sharded over {len(devices)} devices ({', '.join(map(str, devices))}); "
+                         "RoboCache takes JAX arrays on one device: pass each shard (x.addressable_shards) on its own")
+    if platforms[0] not in ("cpu", "gpu"):
+        raise ValueError(f"{name} is a JAX array on {devices[0]} ({platforms[0]}); RoboCache takes JAX arrays on a "
+                         "CPU or a CUDA GPU")
     if platforms[0] == "gpu":
         if x.dtype.name not in _NP_CODES:
             raise TypeError(f"{name} has an unsupported dtype ({x.dtype})")

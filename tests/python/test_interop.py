@@ -1,5 +1,9 @@
-"""Arrays of other libraries cross without copies: CuPy on the GPU and JAX on the CPU (where installed), and
+"""Arrays of other libraries cross without copies: CuPy and JAX on the CPU and GPU (where installed), and
 DLPack in general."""
+
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -243,6 +247,27 @@ def test_jax_bad_input_is_named(jax64):
     bad[2] = 0.5
     with pytest.raises(ValueError, match=r"src_t must be non-decreasing: src_t\[2\]"):
         rc.resample_trajectories(d, jnp.asarray(bad), jnp.asarray([0.5]))
+
+
+def test_jax_sharded_arrays_are_refused_by_name():
+    # An array sharded over two (virtual CPU) devices is refused, never gathered; in a subprocess, since the
+    # device count is fixed when JAX starts.
+    pytest.importorskip("jax")
+    code = """
+import jax, numpy as np, robocache as rc
+from jax.sharding import NamedSharding, PartitionSpec as P
+mesh = jax.make_mesh((2,), ("b",), devices=jax.devices("cpu")[:2])
+d = jax.device_put(np.zeros((2, 4, 3), np.float32), NamedSharding(mesh, P("b")))
+t = np.arange(4.0, dtype=np.float32)
+try:
+    rc.resample_trajectories(d, t, t[:2])
+except ValueError as e:
+    print(e)
+"""
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "data is a JAX array sharded over 2 devices" in run.stdout and "addressable_shards" in run.stdout, run.stdout
 
 
 def test_jax_point_clouds(jax64):
