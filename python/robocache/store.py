@@ -98,33 +98,36 @@ class _Progress:
 
 # ------------------------------------------------------------------------------------------------ schema
 
-def _stream_schema(stream, images: str = "encoded") -> dict:
+def _stream_schema(stream, images: str = "encoded", data: Optional[np.ndarray] = None) -> dict:
     """The per-stream schema a store keeps, from a :class:`robocache.datasets.Stream`. With images="raw",
-    JPEG/PNG streams are stored decoded, as uint8 [S, H, W, C] tensors."""
+    JPEG/PNG streams are stored decoded, as uint8 [S, H, W, C] tensors. `data`: the stream's array (decoded
+    images, tensor, or concatenated points) where the caller has read it already, so it is not read again."""
     s = {"name": stream.name, "kind": stream.kind, "time_unit": stream.time_unit,
          "time_source": stream.time_source, "rate_hz": float(stream.rate_hz)}
     if stream.kind == "bytes" and images == "raw" and stream.encoding in ("jpeg", "png"):
         if len(stream) == 0:
             raise ValueError(f"stream '{stream.name}' has no images in this episode, so images='raw' cannot "
                              "tell their shape")
-        s.update(kind="tensor", dtype="|u1", shape=list(stream.decode(0).shape), encoding="",
-                 decoded_from=stream.encoding)
+        shape = list(stream.decode(0).shape) if data is None else list(data.shape[1:])
+        s.update(kind="tensor", dtype="|u1", shape=shape, encoding="", decoded_from=stream.encoding)
     elif stream.kind in ("tensor", "pointcloud"):
-        a = stream.numpy()  # point clouds: every cloud's points concatenated, [P, 3 + C]
+        a = stream.numpy() if data is None else data  # point clouds: every cloud's points concatenated, [P, 3 + C]
         s.update(dtype=a.dtype.str, shape=list(a.shape[1:]), encoding="")
     else:
         s.update(dtype="|u1", shape=[], encoding=stream.encoding)
     return s
 
 
-def _video_schema(video) -> dict:
-    """The schema of a video camera stored decoded (``videos="raw"``): uint8 [S, H, W, 3] at the frame times."""
-    first = video.frames([0]) if len(video) else None  # OSError naming the video if it is missing or corrupt
-    if first is None:
+def _video_schema(video, frames: Optional[np.ndarray] = None) -> dict:
+    """The schema of a video camera stored decoded (``videos="raw"``): uint8 [S, H, W, 3] at the frame times.
+    `frames`: its frames where the caller has decoded them already."""
+    if len(video) == 0:
         raise ValueError(f"video '{video.name}' ({video.path}) has no frames in this episode, so videos='raw' "
                          "cannot tell their shape")
+    if frames is None:
+        frames = video.frames([0])  # OSError naming the video if it is missing or corrupt
     return {"name": video.name, "kind": "tensor", "time_unit": "s", "time_source": "video",
-            "rate_hz": float(video.fps), "dtype": "|u1", "shape": list(first.shape[1:]), "encoding": "",
+            "rate_hz": float(video.fps), "dtype": "|u1", "shape": list(frames.shape[1:]), "encoding": "",
             "decoded_from": "video"}
 
 
@@ -140,34 +143,28 @@ def _episode_arrays(episode, schema: List[dict], index: int, src: str,
     for k, s in enumerate(schema):
         if s.get("decoded_from") == "video":
             video = episode.videos[s["name"]]
-            if len(video) == 0:
-                raise ValueError(f"video '{video.name}' ({video.path}) has no frames in this episode, so videos='raw' "
-                                 "cannot tell their shape")
-            d = out[f"d{k}"] = video.frames()  # every frame, in presentation order
+            d = video.frames() if len(video) else None  # every frame, in presentation order
+            got = _video_schema(video, d)
             out[f"t{k}"] = np.asarray(video.timestamps, dtype=np.float64)
-            got = {"kind": "tensor", "dtype": "|u1", "shape": list(d.shape[1:]), "encoding": "", "time_unit": "s"}
         else:
             st = episode[s["name"]]
-            got = {"kind": st.kind, "dtype": "|u1", "shape": [], "encoding": st.encoding, "time_unit": st.time_unit}
             if s.get("decoded_from"):
                 if st.kind != "bytes" or st.encoding not in ("jpeg", "png"):
                     raise ValueError(f"{src}: stream '{s['name']}' of episode {index} is a {st.kind} stream "
                                      f"(encoding {st.encoding!r}) but episode 0 has {s['decoded_from']} images, "
                                      "stored decoded")
-                if len(st) == 0:
-                    _stream_schema(st, "raw")  # ValueError: no image to tell the shape
-                d = out[f"d{k}"] = st.decode()  # every image of the stream (JPEG or PNG), on the CPU thread pool
-                got.update(kind="tensor", shape=list(d.shape[1:]), encoding="")
+                d = st.decode() if len(st) else None  # every image (JPEG or PNG), on the CPU thread pool
+                got = _stream_schema(st, "raw", d)
             elif st.kind == "tensor":
-                d = out[f"d{k}"] = st.numpy()
-                got.update(dtype=d.dtype.str, shape=list(d.shape[1:]), encoding="")
+                d = st.numpy()
+                got = _stream_schema(st, data=d)
             else:  # bytes items, or point clouds (every cloud's points concatenated, [P, 3 + C]), and offsets
                 data, offsets = st._raw()
-                d = out[f"d{k}"] = np.asarray(data)
+                d = np.asarray(data)
                 out[f"o{k}"] = np.asarray(offsets, dtype=np.int64)
-                if st.kind == "pointcloud":
-                    got.update(dtype=d.dtype.str, shape=list(d.shape[1:]), encoding="")
+                got = _stream_schema(st, data=d)
             out[f"t{k}"] = st.timestamps
+        out[f"d{k}"] = d
         for key in ("kind", "dtype", "shape", "encoding", "time_unit"):
             if got[key] != s[key]:
                 raise ValueError(f"{src}: stream '{s['name']}' of episode {index} has {key} {got[key]!r} but "
