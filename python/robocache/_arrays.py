@@ -61,13 +61,18 @@ def check_jax(x: Any, name: str) -> None:
         x.block_until_ready()
 
 
+def jax_device(x: Any) -> Any:
+    """The device of a JAX array on one device (check_jax refuses sharded ones)."""
+    return next(iter(x.devices()))
+
+
 def _jax_gpu(x: Any) -> Any:
     """The CUDA device index of a JAX array on a GPU, else None."""
-    d = next(iter(x.devices()))
+    d = jax_device(x)
     return d.local_hardware_id if d.platform == "gpu" else None
 
 
-# robocache::DType codes by NumPy dtype name (include/robocache/tensor.h).
+# robocache::DType codes (include/robocache/tensor.h) by dtype name, which NumPy and torch spell alike.
 _NP_CODES = {"float16": 0, "bfloat16": 1, "float32": 2, "float64": 3, "int32": 4, "int64": 5, "uint8": 6, "bool": 7}
 
 
@@ -198,7 +203,7 @@ def as_array(x: Any, like: Any, lib: str, name: str, dtype: Any = None) -> Any:
         if _jax_gpu(like) is not None:
             import jax
 
-            return jax.device_put(np.asarray(x, dtype=dtype), next(iter(like.devices())))
+            return jax.device_put(np.asarray(x, dtype=dtype), jax_device(like))
         return finish(np.asarray(x, dtype=dtype), lib)
     import cupy
 
@@ -264,8 +269,7 @@ def torch_codes() -> dict:
     if not _TORCH_CODES:
         import torch
 
-        _TORCH_CODES.update({torch.float16: 0, torch.bfloat16: 1, torch.float32: 2, torch.float64: 3,
-                             torch.int32: 4, torch.int64: 5, torch.uint8: 6, torch.bool: 7})
+        _TORCH_CODES.update({getattr(torch, name): code for name, code in _NP_CODES.items()})
         _TORCH_CODES["strided"] = torch.strided
     return _TORCH_CODES
 
@@ -294,7 +298,7 @@ def native(x: Any, lib: str) -> Any:
     if type(x) is np.ndarray and x.dtype.name == "bfloat16":
         if any(st % 2 for st in x.strides):
             raise ValueError(f"a bfloat16 array with strides {x.strides} (bytes) that are not whole elements")
-        return (x.ctypes.data, 1, -1, x.shape, tuple(st // 2 for st in x.strides))
+        return (x.ctypes.data, _NP_CODES["bfloat16"], -1, x.shape, tuple(st // 2 for st in x.strides))
     if lib != _TORCH or x is None or torch_exchange():
         return x  # DLPack import, or the C++ side reads the tensor through PyTorch's DLPack exchange API
     codes = torch_codes()

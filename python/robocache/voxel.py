@@ -16,7 +16,8 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from . import _C
-from ._arrays import _jax_gpu, as_array, check_jax, check_jax_inputs, current_stream, empty, finish, library_of, native
+from ._arrays import (_jax_gpu, as_array, check_jax, check_jax_inputs, current_stream, empty, finish, jax_device,
+                      library_of, native)
 
 __all__ = ["voxelize_point_cloud", "voxel_downsample", "hard_voxelize"]
 
@@ -64,7 +65,7 @@ def _check_backend(x: Any, lib: str, backend: Optional[str]) -> None:
         raise ValueError(f"backend must be 'cpu', 'cuda' or None, got {backend!r}")
     on_cuda = lib == "cupy" or (lib == "torch" and x.device.type == "cuda") or (lib == "jax" and _jax_gpu(x) is not None)
     if on_cuda != (backend == "cuda"):
-        where = "cpu" if lib == "numpy" else str(next(iter(x.devices()))) if lib == "jax" else str(x.device)
+        where = "cpu" if lib == "numpy" else str(jax_device(x)) if lib == "jax" else str(x.device)
         raise ValueError(f"backend={backend!r} but points is on {where}; move it explicitly (RoboCache never copies between devices)")
 
 
