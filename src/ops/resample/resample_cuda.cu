@@ -29,6 +29,10 @@ constexpr int kMaxTile = 256;  // targets per block; one searching thread each
 #endif
 // Blocks per multiprocessor the register budget must allow (measured on an H100, see BENCHMARKS.md).
 constexpr int kMinBlocks = ROBOCACHE_RESAMPLE_MIN_BLOCKS;
+#ifndef ROBOCACHE_LEAN_MIN_BLOCKS
+#define ROBOCACHE_LEAN_MIN_BLOCKS 6
+#endif
+constexpr int kLeanMinBlocks = ROBOCACHE_LEAN_MIN_BLOCKS;
 
 template <class DT>
 using Acc = std::conditional_t<std::is_same_v<DT, double>, double, float>;
@@ -158,6 +162,34 @@ __device__ __forceinline__ TargetSlot search_target(const ResampleArgs& a, int64
                     bl.w, bl.missing ? kMissing : (bl.i0 == bl.i1 ? kCopy : kBlend)};
 }
 
+#ifndef ROBOCACHE_RESAMPLE_PREFETCH
+#define ROBOCACHE_RESAMPLE_PREFETCH 1
+#endif
+// Cache lines of source times a tile may prefetch per target: about what its binary searches would touch.
+constexpr int64_t kPrefetchLinesPerTarget = 8;
+
+// Before a tile's searches, the block asks for the source-time rows the tile spans, one prefetch per
+// 128-byte line into L1 (a hint: no value is read, nothing is waited for), so that the searches' dependent
+// steps hit L1 instead of each waiting for L2 or DRAM. Rows too long for the tile's targets are left alone.
+template <class TT>
+__device__ __forceinline__ void prefetch_times(const ResampleArgs& a, int64_t f0, int n_t) {
+  if (!ROBOCACHE_RESAMPLE_PREFETCH) return;
+  const int64_t step_bytes = a.st_ss * static_cast<int64_t>(sizeof(TT));
+  if (step_bytes <= 0) return;
+  const int64_t per_line = step_bytes >= 128 ? 1 : 128 / step_bytes;  // samples per prefetch
+  const int64_t row_lines = (a.S + per_line - 1) / per_line;
+  const int64_t b0 = f0 / a.T;
+  const int64_t rows = a.st_sb == 0 ? 1 : (f0 + n_t - 1) / a.T - b0 + 1;
+  if (row_lines * rows > kPrefetchLinesPerTarget * n_t) return;
+  const auto lines = static_cast<unsigned>(row_lines * rows), per_row = static_cast<unsigned>(row_lines);
+  const TT* first = static_cast<const TT*>(a.src_t) + (a.st_sb == 0 ? 0 : b0 * a.st_sb);
+  for (unsigned q = threadIdx.x; q < lines; q += blockDim.x) {
+    const unsigned r = q / per_row;
+    const TT* p = first + r * a.st_sb + static_cast<int64_t>(q - r * per_row) * per_line * a.st_ss;
+    asm volatile("prefetch.global.L1 [%0];" ::"l"(p));
+  }
+}
+
 // The blend of source elements [d, d + VEC) of target `sl` as one 16-byte vector (NaN where missing, the
 // bits of the sample where i0 == i1).
 template <class DT, int VEC>
@@ -184,6 +216,77 @@ __device__ __forceinline__ uint4 blend_vec(const DT* data, const TargetSlot& sl,
   return po.raw;
 }
 
+// A target of the lean kernel (resample_lean_kernel): 32-bit element offsets and a float weight, 16 bytes.
+// src0 < 0: missing (NaN); src1 < 0: a bit-exact copy of src0.
+struct LeanSlot {
+  int32_t src0, src1, dst;
+  float w;
+};
+__device__ __forceinline__ LeanSlot lean_slot(const TargetSlot& t) {
+  return LeanSlot{t.kind == kMissing ? -1 : static_cast<int32_t>(t.src0), t.kind == kBlend ? static_cast<int32_t>(t.src1) : -1,
+                  static_cast<int32_t>(t.dst), static_cast<float>(t.w)};
+}
+__device__ __forceinline__ int64_t slot_dst(const TargetSlot& sl) { return sl.dst; }
+__device__ __forceinline__ int32_t slot_dst(const LeanSlot& sl) { return sl.dst; }
+
+// blend_vec for a LeanSlot: the same arithmetic (float accumulator, the same rounding steps), so the two
+// kernels give the same bits.
+template <class DT, int VEC>
+__device__ __forceinline__ uint4 blend_vec(const DT* data, const LeanSlot& sl, unsigned d) {
+  static_assert(std::is_same_v<Acc<DT>, float>, "the lean kernel takes float32 / float16 / bfloat16 data");
+  union Pack {
+    uint4 raw;
+    DT e[VEC];
+  };
+  Pack po;
+  if (sl.src0 < 0) {
+#pragma unroll
+    for (int e = 0; e < VEC; ++e) po.e[e] = from_acc<DT>(std::numeric_limits<float>::quiet_NaN());
+    return po.raw;
+  }
+  Pack pa;
+  pa.raw = __ldg(reinterpret_cast<const uint4*>(data + sl.src0 + d));
+  if (sl.src1 < 0) return pa.raw;  // bit-exact copy
+  Pack pb;
+  pb.raw = __ldg(reinterpret_cast<const uint4*>(data + sl.src1 + d));
+#pragma unroll
+  for (int e = 0; e < VEC; ++e) po.e[e] = from_acc<DT>(lerp_rn(to_acc(pa.e[e]), to_acc(pb.e[e]), sl.w));
+  return po.raw;
+}
+
+// The block writes the D / VEC vectors of each of the n_t targets in `slots` (16-byte loads; 16-byte stores
+// where store_vec, else element stores). Vector idx is column c of target j; both advance by kThreads per
+// step without a division (a division per vector measured 3-6% slower at small tiles).
+template <class DT, int VEC, class Slot>
+__device__ __forceinline__ void stream_vectors(const DT* data, DT* out, unsigned nvec, int n_t, bool store_vec,
+                                               const Slot* slots) {
+  union Pack {
+    uint4 raw;
+    DT e[VEC];
+  };
+  const unsigned n = static_cast<unsigned>(n_t) * nvec;
+  unsigned j = threadIdx.x / nvec, c = threadIdx.x - j * nvec;
+  const unsigned step_j = kThreads / nvec, step_c = kThreads - step_j * nvec;
+  for (unsigned idx = threadIdx.x; idx < n; idx += kThreads) {
+    const Slot sl = slots[j];
+    const unsigned d = c * VEC;
+    Pack po;
+    po.raw = blend_vec<DT, VEC>(data, sl, d);
+    if (store_vec) {
+      *reinterpret_cast<uint4*>(out + slot_dst(sl) + d) = po.raw;
+    } else {
+#pragma unroll
+      for (int e = 0; e < VEC; ++e) out[slot_dst(sl) + d + e] = po.e[e];
+    }
+    j += step_j;
+    c += step_c;
+    if (c >= nvec) {
+      c -= nvec;
+      ++j;
+    }
+  }
+}
+
 // The blend of one element, `off` elements past the target's samples (any stride).
 template <class DT>
 __device__ __forceinline__ DT blend_elem(const DT* data, const TargetSlot& sl, int64_t off) {
@@ -192,12 +295,18 @@ __device__ __forceinline__ DT blend_elem(const DT* data, const TargetSlot& sl, i
   const A va = to_acc(data[sl.src0 + off]);
   return from_acc<DT>(sl.kind == kCopy ? va : lerp_rn(va, to_acc(data[sl.src1 + off]), static_cast<A>(sl.w)));
 }
+template <class DT>
+__device__ __forceinline__ DT blend_elem(const DT* data, const LeanSlot& sl, int64_t off) {
+  if (sl.src0 < 0) return from_acc<DT>(std::numeric_limits<float>::quiet_NaN());
+  const float va = to_acc(data[sl.src0 + off]);
+  return from_acc<DT>(sl.src1 < 0 ? va : lerp_rn(va, to_acc(data[sl.src1 + off]), sl.w));
+}
 
 // The block writes the channels of the n_t targets in `slots` (searched) of one stream. VEC: elements per
 // 16-byte vector of DT, used where `vec` allows (the launcher checked unit stride along D and alignment);
 // otherwise the scalar path, any strides. 32-bit index arithmetic: the launcher keeps tile * D below 2^31.
-template <class DT, int VEC>
-__device__ __forceinline__ void stream_tile(const ResampleArgs& a, int vec, const TargetSlot* slots, int n_t) {
+template <class DT, int VEC, class Slot>
+__device__ __forceinline__ void stream_tile(const ResampleArgs& a, int vec, const Slot* slots, int n_t) {
   const auto* data = static_cast<const DT*>(a.data);
   auto* out = static_cast<DT*>(a.out);
   if (VEC > 1 && vec != kScalar) {
@@ -206,34 +315,59 @@ __device__ __forceinline__ void stream_tile(const ResampleArgs& a, int vec, cons
     // (A 4-way unrolled variant that issued all loads first ran slower, 418 vs 277 us at B1024 S2048 T1024
     // D64 f32 on an H100: registers cost occupancy; loads staged through shared memory with cp.async did not
     // pay either, BENCHMARKS.md session 4.)
-    union Pack {
-      uint4 raw;
-      DT e[VEC];
-    };
-    const bool store_vec = vec == kVector;
-    const unsigned nvec = static_cast<unsigned>(a.D / VEC);
-    const unsigned n = static_cast<unsigned>(n_t) * nvec;
-    for (unsigned idx = threadIdx.x; idx < n; idx += blockDim.x) {
-      const unsigned j = idx / nvec;
-      const unsigned d = (idx - j * nvec) * VEC;
-      const TargetSlot sl = slots[j];
-      Pack po;
-      po.raw = blend_vec<DT, VEC>(data, sl, d);
-      if (store_vec) {
-        *reinterpret_cast<uint4*>(out + sl.dst + d) = po.raw;
-      } else {
-#pragma unroll
-        for (int e = 0; e < VEC; ++e) out[sl.dst + d + e] = po.e[e];
-      }
-    }
+    stream_vectors<DT, VEC>(data, out, static_cast<unsigned>(a.D / VEC), n_t, vec == kVector, slots);
   } else {
     const unsigned D = static_cast<unsigned>(a.D);
     const unsigned n = static_cast<unsigned>(n_t) * D;
     for (unsigned idx = threadIdx.x; idx < n; idx += blockDim.x) {
       const unsigned j = idx / D;
       const int64_t d = idx - j * D;
-      out[slots[j].dst + d * a.out_sd] = blend_elem<DT>(data, slots[j], d * a.data_sd);
+      out[slot_dst(slots[j]) + d * a.out_sd] = blend_elem<DT>(data, slots[j], d * a.data_sd);
     }
+  }
+}
+
+// The stream k and tile index `local` (within stream k) of block `blk`, in the order of StreamTableN; false for
+// an empty slot of an interleaved launch (block-uniform).
+template <int N>
+__device__ __forceinline__ bool tile_of(const StreamTableN<N>& table, int64_t blk, int* k_out, int64_t* local) {
+  int k = 0;
+  if (table.rounds > 0) {  // 32-bit: the launcher interleaves launches of fewer than 2^31 blocks only
+    const unsigned b32 = static_cast<unsigned>(blk);
+    const unsigned round = b32 / static_cast<unsigned>(table.round_blocks);
+    const int slot = static_cast<int>(b32 - round * static_cast<unsigned>(table.round_blocks));
+    while (slot >= table.round_end[k]) ++k;
+    const int l = static_cast<int>(round) * table.per_round[k] + (slot - (k > 0 ? table.round_end[k - 1] : 0));
+    if (l >= table.tiles[k]) return false;
+    *local = l;
+  } else {
+    while (blk >= table.block_end[k]) ++k;
+    *local = blk - (k > 0 ? table.block_end[k - 1] : 0);
+  }
+  *k_out = k;
+  return true;
+}
+
+// The lean kernel, for launches whose streams all have float32 / float16 / bfloat16 data, 32-bit element
+// offsets and no slerp: 16-byte slots (resample_kernel's are 40) leave registers for more blocks per
+// multiprocessor (kLeanMinBlocks); the same bits as resample_kernel.
+template <class DT, class TT, class TG, int VEC, int N>
+__global__ void __launch_bounds__(kThreads, kLeanMinBlocks)
+    resample_lean_kernel(const __grid_constant__ StreamTableN<N> table) {
+  __shared__ LeanSlot slots[kMaxTile];
+  const int64_t total = table.block_end[table.n - 1];
+  for (int64_t blk = blockIdx.x; blk < total; blk += gridDim.x) {
+    int k = 0;
+    int64_t local = 0;
+    if (!tile_of(table, blk, &k, &local)) continue;
+    const ResampleArgs& a = table.s[k];
+    const int64_t f0 = local * table.tile[k];
+    const int n_t = static_cast<int>(min(static_cast<int64_t>(table.tile[k]), a.B * a.T - f0));
+    prefetch_times<TT>(a, f0, n_t);
+    if (static_cast<int>(threadIdx.x) < n_t) slots[threadIdx.x] = lean_slot(search_target<TT, TG>(a, f0 + threadIdx.x));
+    __syncthreads();
+    stream_tile<DT, VEC>(a, table.vec[k], slots, n_t);
+    __syncthreads();
   }
 }
 
@@ -246,24 +380,14 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
 
   for (int64_t blk = blockIdx.x; blk < total; blk += gridDim.x) {
     int k = 0;
-    int64_t local;
-    if (table.rounds > 0) {  // 32-bit: the launcher interleaves launches of fewer than 2^31 blocks only
-      const unsigned b32 = static_cast<unsigned>(blk);
-      const unsigned round = b32 / static_cast<unsigned>(table.round_blocks);
-      const int slot = static_cast<int>(b32 - round * static_cast<unsigned>(table.round_blocks));
-      while (slot >= table.round_end[k]) ++k;
-      const int l = static_cast<int>(round) * table.per_round[k] + (slot - (k > 0 ? table.round_end[k - 1] : 0));
-      if (l >= table.tiles[k]) continue;  // an empty slot (block-uniform)
-      local = l;
-    } else {
-      while (blk >= table.block_end[k]) ++k;
-      local = blk - (k > 0 ? table.block_end[k - 1] : 0);
-    }
+    int64_t local = 0;
+    if (!tile_of(table, blk, &k, &local)) continue;
     // A by-value copy: fields read in the inner loops stay in registers (through the reference to the
     // __grid_constant__ table, the compiler reloaded them around every store).
     const ResampleArgs a = table.s[k];
     const int64_t f0 = local * table.tile[k];
     const int n_t = static_cast<int>(min(static_cast<int64_t>(table.tile[k]), a.B * a.T - f0));
+    prefetch_times<TT>(a, f0, n_t);
     if (static_cast<int>(threadIdx.x) < n_t) slots[threadIdx.x] = search_target<TT, TG>(a, f0 + threadIdx.x);
     __syncthreads();
     stream_tile<DT, VEC>(a, table.vec[k], slots, n_t);
@@ -503,9 +627,24 @@ int env_int(const char* name, int lo, int hi, int fallback) {
 // outputs are slower with 8; BENCHMARKS.md sessions 2 and 5), or ROBOCACHE_RESAMPLE_TILE_WORK (1..256) for
 // both, to tune them (bench/bench_fuse.py --sweep ROBOCACHE_RESAMPLE_TILE_WORK=8,16 runs each value in its
 // own process).
-int tile_work(bool interleaved) {
+int tile_work(bool interleaved, bool lean) {
   static const int work = env_int("ROBOCACHE_RESAMPLE_TILE_WORK", 1, 256, 0);
-  return work > 0 ? work : interleaved ? 8 : 16;
+  static const int lean_work = env_int("ROBOCACHE_RESAMPLE_LEAN_TILE_WORK", 1, 256, 0);
+  if (lean && lean_work > 0) return lean_work;
+  if (work > 0) return work;
+  return lean ? (interleaved ? 4 : 8) : (interleaved ? 8 : 16);
+}
+// Whether launches that can use the lean kernel do (ROBOCACHE_RESAMPLE_LEAN=0: never, to compare them).
+bool lean_enabled() {
+  static const int lean = env_int("ROBOCACHE_RESAMPLE_LEAN", 0, 1, 1);
+  return lean == 1;
+}
+// Whether every element offset of a stream's samples and outputs fits in 32 bits (the lean kernel's slots).
+bool fits_int32(const ResampleArgs& a) {
+  if (a.data_sb < 0 || a.data_ss < 0 || a.data_sd < 0 || a.out_sb < 0 || a.out_st < 0 || a.out_sd < 0) return false;
+  const int64_t data_end = (a.B - 1) * a.data_sb + (a.S - 1) * a.data_ss + (a.D - 1) * a.data_sd;
+  const int64_t out_end = (a.B - 1) * a.out_sb + (a.T - 1) * a.out_st + (a.D - 1) * a.out_sd;
+  return data_end < std::numeric_limits<int32_t>::max() && out_end < std::numeric_limits<int32_t>::max();
 }
 // The block order of a multi-stream launch where the streams share output rows (shares_rows): 1 interleaved
 // (StreamTableN), 0 stream by stream as elsewhere (ROBOCACHE_RESAMPLE_ORDER, to compare them). (Row tiles, in
@@ -559,7 +698,7 @@ bool shares_rows(const StreamTableN<N>& t) {
 
 // One launch for `idx` (streams of one dtype group, at most kMaxStreams).
 template <class DT, class TT, class TG>
-Status launch_group(const ResampleArgs* args, const int* idx, int n, int64_t min_blocks, cudaStream_t stream) {
+Status launch_group(const ResampleArgs* args, const int* idx, int n, int sms, cudaStream_t stream) {
   StreamTable table;
   table.n = n;
   for (int j = 0; j < n; ++j) {
@@ -570,8 +709,12 @@ Status launch_group(const ResampleArgs* args, const int* idx, int n, int64_t min
                               "backend supports (", (int64_t{1} << 31) / kMaxTile - 1, ")");
     }
   }
+  bool lean = !std::is_same_v<DT, double> && lean_enabled();
+  for (int j = 0; j < n; ++j) {
+    lean = lean && table.s[j].method != InterpMethod::Slerp && fits_int32(table.s[j]);
+  }
   const bool interleave = n > 1 && block_order() == 1 && shares_rows(table);
-  plan_tiles(&table, min_blocks, tile_work(interleave));
+  plan_tiles(&table, static_cast<int64_t>(sms) * (lean ? kLeanMinBlocks : kMinBlocks), tile_work(interleave, lean));
   int64_t blocks = 0, fewest = std::numeric_limits<int64_t>::max();
   for (int j = 0; j < n; ++j) {
     const int64_t tiles = (table.s[j].B * table.s[j].T + table.tile[j] - 1) / table.tile[j];
@@ -594,22 +737,31 @@ Status launch_group(const ResampleArgs* args, const int* idx, int n, int64_t min
     table.block_end[n - 1] = blocks;
   }
   const auto grid = static_cast<unsigned>(std::min<int64_t>(blocks, int64_t{1} << 30));
-  if (n == 1) {
-    resample_kernel<DT, TT, TG, 16 / sizeof(DT), 1><<<grid, kThreads, 0, stream>>>(shrink<1>(table));
+  constexpr int VEC = 16 / sizeof(DT);
+  if constexpr (!std::is_same_v<DT, double>) {
+    if (lean && n == 1) {
+      resample_lean_kernel<DT, TT, TG, VEC, 1><<<grid, kThreads, 0, stream>>>(shrink<1>(table));
+    } else if (lean) {
+      resample_lean_kernel<DT, TT, TG, VEC, kMaxStreams><<<grid, kThreads, 0, stream>>>(table);
+    }
+  }
+  if (lean) {
+  } else if (n == 1) {
+    resample_kernel<DT, TT, TG, VEC, 1><<<grid, kThreads, 0, stream>>>(shrink<1>(table));
   } else {
-    resample_kernel<DT, TT, TG, 16 / sizeof(DT), kMaxStreams><<<grid, kThreads, 0, stream>>>(table);
+    resample_kernel<DT, TT, TG, VEC, kMaxStreams><<<grid, kThreads, 0, stream>>>(table);
   }
   ROBOCACHE_CUDA_CHECK(cudaGetLastError());
   return Status::ok();
 }
 
 template <class TT, class TG>
-Status launch_times(const ResampleArgs* args, const int* idx, int n, int64_t min_blocks, cudaStream_t stream) {
+Status launch_times(const ResampleArgs* args, const int* idx, int n, int sms, cudaStream_t stream) {
   switch (args[idx[0]].data_dtype) {
-    case DType::Float32: return launch_group<float, TT, TG>(args, idx, n, min_blocks, stream);
-    case DType::Float64: return launch_group<double, TT, TG>(args, idx, n, min_blocks, stream);
-    case DType::Float16: return launch_group<__half, TT, TG>(args, idx, n, min_blocks, stream);
-    case DType::BFloat16: return launch_group<__nv_bfloat16, TT, TG>(args, idx, n, min_blocks, stream);
+    case DType::Float32: return launch_group<float, TT, TG>(args, idx, n, sms, stream);
+    case DType::Float64: return launch_group<double, TT, TG>(args, idx, n, sms, stream);
+    case DType::Float16: return launch_group<__half, TT, TG>(args, idx, n, sms, stream);
+    case DType::BFloat16: return launch_group<__nv_bfloat16, TT, TG>(args, idx, n, sms, stream);
     default: return type_error("resample: unsupported data dtype ", dtype_name(args[idx[0]].data_dtype));
   }
 }
@@ -634,7 +786,6 @@ Status launch_all(const ResampleArgs* args, int n, int device, cudaStream_t stre
     ROBOCACHE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
     sm_count[device].store(sms, std::memory_order_relaxed);
   }
-  const int64_t min_blocks = static_cast<int64_t>(sms) * kMinBlocks;
   std::vector<bool> done(n, false);
   for (int k = 0; k < n; ++k) {
     if (done[k]) continue;
@@ -649,7 +800,7 @@ Status launch_all(const ResampleArgs* args, int n, int device, cudaStream_t stre
       done[j] = true;
     }
     ROBOCACHE_RETURN_IF_ERROR(with_time_types(args[k].time_dtype, args[k].tgt_dtype, [&](auto tt, auto tg) {
-      return launch_times<decltype(tt), decltype(tg)>(args, idx, m, min_blocks, stream);
+      return launch_times<decltype(tt), decltype(tg)>(args, idx, m, sms, stream);
     }));
   }
   return Status::ok();
