@@ -373,8 +373,10 @@ def test_robosuite_demo_states_onto_a_jittered_clock(rng, task):
 @pytest.mark.parametrize("time_dtype", ["float32", "float64", "int64"])
 def test_cuda_matches_cpu(rng, dtype, time_dtype):
     tdt = getattr(torch, dtype)
-    # Wide rows too (whole warps of 16-byte vectors per row: D = 128 / 256), upsampled and downsampled.
-    for B, S, T, D in SIZES + [(4, 300, 257, 64), (2, 50, 40, 8), (3, 40, 97, 128), (2, 300, 61, 256)]:
+    # Wide rows too (whole warps of 16-byte vectors per row: D = 128 / 256), upsampled and downsampled; 3 and 24
+    # vectors per row (not dividing the block's 256 threads); 257 float32 vectors (more than the block's threads).
+    for B, S, T, D in SIZES + [(4, 300, 257, 64), (2, 50, 40, 8), (3, 40, 97, 128), (2, 300, 61, 256), (3, 50, 33, 12),
+                               (2, 30, 40, 96), (2, 30, 40, 1028)]:
         src_t = jittered_times(rng, B, S, scale=1e9 if time_dtype == "int64" else 1.0).astype(time_dtype)
         tgt_t = targets_around(rng, src_t, T)
         lengths = rng.integers(1, S + 1, B)
@@ -392,6 +394,114 @@ def test_cuda_matches_cpu(rng, dtype, time_dtype):
                 # Same algorithm, same rounding steps (no FMA contraction on either side): the same bits.
                 assert_close(gpu, as_f64(cpu), 0.0, what)
                 assert torch.equal(gmask.cpu(), cmask), what
+
+
+# Run in a fresh process per kernel choice (ROBOCACHE_RESAMPLE_LEAN is read once per process): resampling and
+# alignments that the lean CUDA kernel takes (float32 / float16 / bfloat16 data, no slerp), saved as raw bits.
+KERNEL_CASES = r"""
+import sys
+import numpy as np
+import torch
+import robocache as rc
+
+rng = np.random.default_rng(7)
+out = {}
+def bits(name, x):
+    x = x.detach().cpu()
+    out[name] = x.view(torch.int16 if x.element_size() == 2 else torch.int32).numpy() if x.is_floating_point() else x.numpy()
+
+def clocks(B, S, T, time_dtype, every=1):
+    src = np.cumsum(rng.uniform(0.0, 0.05, (B, S * every)), 1)[:, ::every]  # `every` > 1: a strided view
+    src[:, min(5, S - 1)] = src[:, min(4, S - 1)]  # a duplicate time
+    tgt = rng.uniform(src[:, :1] - 0.1, src[:, -1:] + 0.1, (B, T))
+    if time_dtype == "int64":
+        src, tgt = (src * 1e9).astype(np.int64), (tgt * 1e9).astype(np.int64)
+    else:
+        src, tgt = src.astype(time_dtype), tgt.astype(time_dtype)
+    big = torch.from_numpy(np.repeat(src, every, axis=1)).cuda()
+    return big[:, ::every], torch.from_numpy(tgt).cuda()
+
+for dtype in (torch.float32, torch.float16, torch.bfloat16):
+    wide = 1028 if dtype == torch.float32 else 2056  # 257 vectors per row: more than the block's threads
+    sizes = [(3, 19, 111, 7), (2, 300, 61, 64), (4, 40, 97, 8), (2, 989, 111, 1), (3, 50, 33, 12), (2, 30, 40, 96),
+             (2, 30, 40, wide), (300, 20, 3, 16)]
+    for B, S, T, D in sizes:
+        data = torch.from_numpy(rng.uniform(-10, 10, (B, S, D))).to(dtype).cuda()
+        data[0, 3] = float("inf")
+        lengths = torch.from_numpy(rng.integers(1, S + 1, B)).cuda()
+        for time_dtype, every in (("float64", 1), ("float32", 1), ("int64", 1), ("float64", 20), ("float32", 3)):
+            args = clocks(B, S, T, time_dtype, every)
+            for method in ("linear", "nearest", "hold"):
+                for boundary in ("clamp", "extrapolate", "nan"):
+                    key = f"{dtype} {B},{S},{T},{D} {time_dtype}/{every} {method} {boundary}"
+                    r, m = rc.resample_trajectories(data, *args, src_lengths=lengths, method=method,
+                                                    boundary=boundary, return_mask=True)
+                    bits(key, r)
+                    bits(key + " mask", m)
+        strided = data.transpose(1, 2).contiguous().transpose(1, 2)  # non-unit D stride: element loads
+        bits(f"{dtype} {B},{S},{T},{D} strided", rc.resample_trajectories(strided, *clocks(B, S, T, "float64")))
+    spec = [(100, 64), (500, 16), (2000, 12), (200, 32), (50, 24), (1000, 7), (300, 7), (30, 1)]
+    streams = {}
+    for k, (S, D) in enumerate(spec):
+        t = torch.from_numpy(np.cumsum(rng.uniform(0.5, 1.5, (6, S)), 1) * (2.0 / S)).cuda()
+        if k % 2:
+            t = t.float()  # float32 clocks onto float64 targets
+        streams[f"s{k}"] = (torch.from_numpy(rng.normal(size=(6, S, D))).to(dtype).cuda(), t)
+    tgt = torch.linspace(-0.1, 2.1, 77, dtype=torch.float64).cuda()
+    for concat in (True, False):
+        r = rc.fuse_multimodal(streams, tgt, concat=concat, boundary="nan")
+        for name, x in (r.items() if isinstance(r, dict) else [("all", r)]):
+            bits(f"fuse {dtype} {concat} {name}", x)
+np.savez(sys.argv[1], **out)
+"""
+
+
+@requires_cuda
+def test_cuda_lean_and_general_kernels_give_the_same_bits(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "cases.py"
+    script.write_text(KERNEL_CASES)
+    got = {}
+    for lean in ("0", "1"):
+        path = tmp_path / f"lean{lean}.npz"
+        subprocess.run([sys.executable, str(script), str(path)], check=True,
+                       env=dict(os.environ, ROBOCACHE_RESAMPLE_LEAN=lean))
+        got[lean] = dict(np.load(path))
+    assert got["0"].keys() == got["1"].keys() and len(got["0"]) > 100
+    for key, general in got["0"].items():
+        np.testing.assert_array_equal(got["1"][key], general, err_msg=key)
+    # The variable is read by the CUDA launch (so the two runs above did use different kernels).
+    probe = ("import torch, robocache as rc; t = torch.arange(4.0, dtype=torch.float64, device='cuda'); "
+             "rc.resample_trajectories(torch.ones(4, 4, device='cuda'), t, t)")
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                       env=dict(os.environ, ROBOCACHE_RESAMPLE_LEAN="2"))
+    assert "ignoring ROBOCACHE_RESAMPLE_LEAN=2" in r.stderr, r.stderr
+
+
+@requires_cuda
+def test_cuda_offsets_at_and_past_int32(rng):
+    # The lean kernel keeps 32-bit element offsets: a launch whose offsets reach 2**31 - 1 runs the general
+    # kernel. Just below the limit (16-byte vectors, then element loads) and past it; each equals the CPU.
+    free, _ = torch.cuda.mem_get_info()
+    if free < 6 * 2**30:
+        pytest.skip("needs 6 GiB of free GPU memory")
+    S, D, T = 50, 8, 40
+    buf = torch.zeros(2**31 + 4096, dtype=torch.float16, device="cuda")
+    src_t = torch.from_numpy(jittered_times(rng, 2, S)).cuda()
+    tgt_t = torch.from_numpy(targets_around(rng, src_t.cpu().numpy(), T)).cuda()
+    last = (S - 1) * D + D - 1  # offset of the last element of a batch row
+    below = 2**31 - 2 - last  # the last element at offset 2**31 - 2
+    for sb in (below // 8 * 8, below, 2**31):
+        data = buf.as_strided((2, S, D), (sb, D, 1))
+        data.copy_(torch.from_numpy(rng.uniform(-10, 10, (2, S, D))).half())
+        gpu = rc.resample_trajectories(data, src_t, tgt_t)
+        cpu = rc.resample_trajectories(data.cpu(), src_t.cpu(), tgt_t.cpu())
+        assert_close(gpu, as_f64(cpu), 0.0, f"batch stride {sb}")
+    del buf
+    torch.cuda.empty_cache()
 
 
 @requires_cuda

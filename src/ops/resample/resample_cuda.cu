@@ -186,7 +186,7 @@ __device__ __forceinline__ void prefetch_times(const ResampleArgs& a, int64_t f0
   for (unsigned q = threadIdx.x; q < lines; q += blockDim.x) {
     const unsigned r = q / per_row;
     const TT* p = first + r * a.st_sb + static_cast<int64_t>(q - r * per_row) * per_line * a.st_ss;
-    asm volatile("prefetch.global.L1 [%0];" ::"l"(p));
+    asm volatile("prefetch.L1 [%0];" ::"l"(p));  // generic address
   }
 }
 
@@ -218,7 +218,7 @@ __device__ __forceinline__ uint4 blend_vec(const DT* data, const TargetSlot& sl,
 
 // A target of the lean kernel (resample_lean_kernel): 32-bit element offsets and a float weight, 16 bytes.
 // src0 < 0: missing (NaN); src1 < 0: a bit-exact copy of src0.
-struct LeanSlot {
+struct alignas(16) LeanSlot {  // one 16-byte shared-memory load per step
   int32_t src0, src1, dst;
   float w;
 };
@@ -265,6 +265,7 @@ __device__ __forceinline__ void stream_vectors(const DT* data, DT* out, unsigned
     DT e[VEC];
   };
   const unsigned n = static_cast<unsigned>(n_t) * nvec;
+  if (n == 0) return;  // D == 0: nothing to write (and no division by nvec == 0)
   unsigned j = threadIdx.x / nvec, c = threadIdx.x - j * nvec;
   const unsigned step_j = kThreads / nvec, step_c = kThreads - step_j * nvec;
   for (unsigned idx = threadIdx.x; idx < n; idx += kThreads) {
@@ -624,9 +625,11 @@ int env_int(const char* name, int lo, int hi, int fallback) {
 // Elements or vectors per thread a tile aims at: 16 (H100: 3 streams 72.7 us against 75.4 with 8, B1024
 // S2048 T1024 D64 f32 285 against 293 us), and 8 for interleaved launches (concatenated alignments: 8 streams
 // 101-102 us against 107-108 with 16, 3 streams 67-68 against 69.5-70; the image stream alone and separate
-// outputs are slower with 8; BENCHMARKS.md sessions 2 and 5), or ROBOCACHE_RESAMPLE_TILE_WORK (1..256) for
-// both, to tune them (bench/bench_fuse.py --sweep ROBOCACHE_RESAMPLE_TILE_WORK=8,16 runs each value in its
-// own process).
+// outputs are slower with 8; BENCHMARKS.md sessions 2 and 5). The lean kernel: 8, and 4 for interleaved
+// launches (3 streams 63.6 us against 64.8 with 8; the image stream alone 50.3 against 50.7 with 4; 2 was
+// slower everywhere; session 7). ROBOCACHE_RESAMPLE_TILE_WORK (1..256) sets all four, and
+// ROBOCACHE_RESAMPLE_LEAN_TILE_WORK the lean kernel's, to tune them (bench/bench_fuse.py --sweep
+// ROBOCACHE_RESAMPLE_TILE_WORK=8,16 runs each value in its own process).
 int tile_work(bool interleaved, bool lean) {
   static const int work = env_int("ROBOCACHE_RESAMPLE_TILE_WORK", 1, 256, 0);
   static const int lean_work = env_int("ROBOCACHE_RESAMPLE_LEAN_TILE_WORK", 1, 256, 0);
