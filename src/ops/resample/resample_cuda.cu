@@ -29,6 +29,8 @@ constexpr int kMaxTile = 256;  // targets per block; one searching thread each
 #endif
 // Blocks per multiprocessor the register budget must allow (measured on an H100, see BENCHMARKS.md).
 constexpr int kMinBlocks = ROBOCACHE_RESAMPLE_MIN_BLOCKS;
+// The lean kernel's: 40 registers, no spills (with 8, 32 registers spill, and 3 streams ran 66-68 us against
+// 63.6-64.8 with 6 on an H100, BENCHMARKS.md session 7).
 #ifndef ROBOCACHE_LEAN_MIN_BLOCKS
 #define ROBOCACHE_LEAN_MIN_BLOCKS 6
 #endif
@@ -162,6 +164,8 @@ __device__ __forceinline__ TargetSlot search_target(const ResampleArgs& a, int64
                     bl.w, bl.missing ? kMissing : (bl.i0 == bl.i1 ? kCopy : kBlend)};
 }
 
+// 0 builds the kernels without the time-row prefetch below (to compare: H100, 3 streams 63.6 against 68.5 us
+// without, 8 streams 94.3 against 99.7; B256 S500 T250 D32 10.8 against 9.7; BENCHMARKS.md session 7).
 #ifndef ROBOCACHE_RESAMPLE_PREFETCH
 #define ROBOCACHE_RESAMPLE_PREFETCH 1
 #endif
