@@ -29,7 +29,7 @@ constexpr int kMaxTile = 256;  // targets per block; one searching thread each
 #endif
 // Blocks per multiprocessor the register budget must allow (measured on an H100, see BENCHMARKS.md).
 constexpr int kMinBlocks = ROBOCACHE_RESAMPLE_MIN_BLOCKS;
-// The lean kernel's: 40 registers, no spills (with 8, 32 registers spill, and 3 streams ran 66-68 us against
+// The lean kernel's: 40 registers, no spills (with 8, 32 registers spill, and 3 streams ran 65.9-67.8 us against
 // 63.6-64.8 with 6 on an H100, BENCHMARKS.md session 7).
 #ifndef ROBOCACHE_LEAN_MIN_BLOCKS
 #define ROBOCACHE_LEAN_MIN_BLOCKS 6
