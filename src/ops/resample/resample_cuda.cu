@@ -220,15 +220,16 @@ __device__ __forceinline__ uint4 blend_vec(const DT* data, const TargetSlot& sl,
   return po.raw;
 }
 
-// A target of the lean kernel (resample_lean_kernel): 32-bit element offsets and a float weight, 16 bytes.
+// A target of the lean kernel (resample_kernel with LEAN): 32-bit element offsets and a float weight, 16 bytes.
 // src0 < 0: missing (NaN); src1 < 0: a bit-exact copy of src0.
 struct alignas(16) LeanSlot {  // one 16-byte shared-memory load per step
   int32_t src0, src1, dst;
   float w;
 };
 __device__ __forceinline__ LeanSlot lean_slot(const TargetSlot& t) {
-  return LeanSlot{t.kind == kMissing ? -1 : static_cast<int32_t>(t.src0), t.kind == kBlend ? static_cast<int32_t>(t.src1) : -1,
-                  static_cast<int32_t>(t.dst), static_cast<float>(t.w)};
+  return LeanSlot{t.kind == kMissing ? -1 : static_cast<int32_t>(t.src0),
+                  t.kind == kBlend ? static_cast<int32_t>(t.src1) : -1, static_cast<int32_t>(t.dst),
+                  static_cast<float>(t.w)};
 }
 __device__ __forceinline__ int64_t slot_dst(const TargetSlot& sl) { return sl.dst; }
 __device__ __forceinline__ int32_t slot_dst(const LeanSlot& sl) { return sl.dst; }
@@ -353,54 +354,45 @@ __device__ __forceinline__ bool tile_of(const StreamTableN<N>& table, int64_t bl
   return true;
 }
 
-// The lean kernel, for launches whose streams all have float32 / float16 / bfloat16 data, 32-bit element
-// offsets and no slerp: 16-byte slots (resample_kernel's are 40) leave registers for more blocks per
-// multiprocessor (kLeanMinBlocks); the same bits as resample_kernel.
-template <class DT, class TT, class TG, int VEC, int N>
-__global__ void __launch_bounds__(kThreads, kLeanMinBlocks)
-    resample_lean_kernel(const __grid_constant__ StreamTableN<N> table) {
-  __shared__ LeanSlot slots[kMaxTile];
-  const int64_t total = table.block_end[table.n - 1];
-  for (int64_t blk = blockIdx.x; blk < total; blk += gridDim.x) {
-    int k = 0;
-    int64_t local = 0;
-    if (!tile_of(table, blk, &k, &local)) continue;
-    const ResampleArgs& a = table.s[k];
-    const int64_t f0 = local * table.tile[k];
-    const int n_t = static_cast<int>(min(static_cast<int64_t>(table.tile[k]), a.B * a.T - f0));
-    prefetch_times<TT>(a, f0, n_t);
-    if (static_cast<int>(threadIdx.x) < n_t) slots[threadIdx.x] = lean_slot(search_target<TT, TG>(a, f0 + threadIdx.x));
-    __syncthreads();
-    stream_tile<DT, VEC>(a, table.vec[k], slots, n_t);
-    __syncthreads();
-  }
-}
-
 // Each block takes a tile of `tile[k]` consecutive targets of one stream k, in the order of StreamTableN.
-template <class DT, class TT, class TG, int VEC, int N>
-__global__ void __launch_bounds__(kThreads, kMinBlocks)
+// LEAN: the lean kernel, for launches whose streams all have float32 / float16 / bfloat16 data, 32-bit element
+// offsets and no slerp: 16-byte slots (the general kernel's are 40) leave registers for more blocks per
+// multiprocessor (kLeanMinBlocks); the same bits as the general kernel.
+template <class DT, class TT, class TG, int VEC, int N, bool LEAN>
+__global__ void __launch_bounds__(kThreads, LEAN ? kLeanMinBlocks : kMinBlocks)
     resample_kernel(const __grid_constant__ StreamTableN<N> table) {
-  __shared__ TargetSlot slots[kMaxTile];
+  using Slot = std::conditional_t<LEAN, LeanSlot, TargetSlot>;
+  __shared__ Slot slots[kMaxTile];
   const int64_t total = table.block_end[table.n - 1];
 
   for (int64_t blk = blockIdx.x; blk < total; blk += gridDim.x) {
     int k = 0;
     int64_t local = 0;
     if (!tile_of(table, blk, &k, &local)) continue;
-    // A by-value copy: fields read in the inner loops stay in registers (through the reference to the
-    // __grid_constant__ table, the compiler reloaded them around every store).
-    const ResampleArgs a = table.s[k];
+    // The general kernel copies the stream's arguments: fields read in the inner loops stay in registers
+    // (through the reference to the __grid_constant__ table, the compiler reloaded them around every store).
+    // The lean kernel reads them in place, which leaves it its register budget.
+    std::conditional_t<LEAN, const ResampleArgs&, const ResampleArgs> a = table.s[k];
     const int64_t f0 = local * table.tile[k];
     const int n_t = static_cast<int>(min(static_cast<int64_t>(table.tile[k]), a.B * a.T - f0));
     prefetch_times<TT>(a, f0, n_t);
-    if (static_cast<int>(threadIdx.x) < n_t) slots[threadIdx.x] = search_target<TT, TG>(a, f0 + threadIdx.x);
+    if (static_cast<int>(threadIdx.x) < n_t) {
+      const TargetSlot found = search_target<TT, TG>(a, f0 + threadIdx.x);
+      if constexpr (LEAN) {
+        slots[threadIdx.x] = lean_slot(found);
+      } else {
+        slots[threadIdx.x] = found;
+      }
+    }
     __syncthreads();
     stream_tile<DT, VEC>(a, table.vec[k], slots, n_t);
-    if (a.method == InterpMethod::Slerp) {
-      __syncthreads();
-      if (static_cast<int>(threadIdx.x) < n_t) {
-        slerp_target<DT>(slots[threadIdx.x], static_cast<const DT*>(a.data), static_cast<DT*>(a.out), a.data_sd,
-                         a.out_sd, a.quat);
+    if constexpr (!LEAN) {
+      if (a.method == InterpMethod::Slerp) {
+        __syncthreads();
+        if (static_cast<int>(threadIdx.x) < n_t) {
+          slerp_target<DT>(slots[threadIdx.x], static_cast<const DT*>(a.data), static_cast<DT*>(a.out), a.data_sd,
+                           a.out_sd, a.quat);
+        }
       }
     }
     __syncthreads();
@@ -747,16 +739,16 @@ Status launch_group(const ResampleArgs* args, const int* idx, int n, int sms, cu
   constexpr int VEC = 16 / sizeof(DT);
   if constexpr (!std::is_same_v<DT, double>) {
     if (lean && n == 1) {
-      resample_lean_kernel<DT, TT, TG, VEC, 1><<<grid, kThreads, 0, stream>>>(shrink<1>(table));
+      resample_kernel<DT, TT, TG, VEC, 1, true><<<grid, kThreads, 0, stream>>>(shrink<1>(table));
     } else if (lean) {
-      resample_lean_kernel<DT, TT, TG, VEC, kMaxStreams><<<grid, kThreads, 0, stream>>>(table);
+      resample_kernel<DT, TT, TG, VEC, kMaxStreams, true><<<grid, kThreads, 0, stream>>>(table);
     }
   }
   if (lean) {
   } else if (n == 1) {
-    resample_kernel<DT, TT, TG, VEC, 1><<<grid, kThreads, 0, stream>>>(shrink<1>(table));
+    resample_kernel<DT, TT, TG, VEC, 1, false><<<grid, kThreads, 0, stream>>>(shrink<1>(table));
   } else {
-    resample_kernel<DT, TT, TG, VEC, kMaxStreams><<<grid, kThreads, 0, stream>>>(table);
+    resample_kernel<DT, TT, TG, VEC, kMaxStreams, false><<<grid, kThreads, 0, stream>>>(table);
   }
   ROBOCACHE_CUDA_CHECK(cudaGetLastError());
   return Status::ok();
