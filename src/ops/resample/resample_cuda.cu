@@ -736,19 +736,21 @@ Status launch_group(const ResampleArgs* args, const int* idx, int n, int sms, cu
     table.block_end[n - 1] = blocks;
   }
   const auto grid = static_cast<unsigned>(std::min<int64_t>(blocks, int64_t{1} << 30));
-  constexpr int VEC = 16 / sizeof(DT);
-  if constexpr (!std::is_same_v<DT, double>) {
-    if (lean && n == 1) {
-      resample_kernel<DT, TT, TG, VEC, 1, true><<<grid, kThreads, 0, stream>>>(shrink<1>(table));
-    } else if (lean) {
-      resample_kernel<DT, TT, TG, VEC, kMaxStreams, true><<<grid, kThreads, 0, stream>>>(table);
+  const auto run = [&](auto lean_kernel) {  // std::true_type / std::false_type: which kernel
+    constexpr bool kLean = decltype(lean_kernel)::value;
+    constexpr int VEC = 16 / sizeof(DT);
+    if (n == 1) {
+      resample_kernel<DT, TT, TG, VEC, 1, kLean><<<grid, kThreads, 0, stream>>>(shrink<1>(table));
+    } else {
+      resample_kernel<DT, TT, TG, VEC, kMaxStreams, kLean><<<grid, kThreads, 0, stream>>>(table);
     }
-  }
-  if (lean) {
-  } else if (n == 1) {
-    resample_kernel<DT, TT, TG, VEC, 1, false><<<grid, kThreads, 0, stream>>>(shrink<1>(table));
+  };
+  if constexpr (std::is_same_v<DT, double>) {
+    run(std::false_type{});  // `lean` is false for float64 data
+  } else if (lean) {
+    run(std::true_type{});
   } else {
-    resample_kernel<DT, TT, TG, VEC, kMaxStreams, false><<<grid, kThreads, 0, stream>>>(table);
+    run(std::false_type{});
   }
   ROBOCACHE_CUDA_CHECK(cudaGetLastError());
   return Status::ok();
