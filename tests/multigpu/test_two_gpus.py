@@ -132,7 +132,7 @@ def check_ops_on_any_gpu():
         for v in (out, mask, sl, fused["a"], fused["q"]):
             assert v.device == dev, f"an op on {d} inputs returned a tensor on {v.device}"
         outs[d] = [v.cpu() for v in (out, mask, sl, fused["a"], fused["q"])]
-    # Voxelization on either GPU (added after the first two-GPU run, session 5: not run on two GPUs yet).
+    # Voxelization on either GPU (first run on two GPUs in session 6).
     pts = torch.rand(20000, 3, generator=g) * 4.0
     cloud = torch.cat([pts, pts[:, :1]], 1)
     vox = {}
