@@ -636,7 +636,7 @@ Status LoaderPipeline::Impl::build(Worker* w, int64_t batch, uint64_t run, Ready
       for (int64_t i = 0; i < len; ++i) rel[i] = rel_time(s, wd, wd.lo + i, ns) - shift;
       const ops::TimeRow<double> row{rel.data(), 1};
       for (int64_t k = 0; k < T; ++k) {
-        const int64_t ub = ops::upper_bound(row, 0, len, tgt[k]);
+        const int64_t ub = ops::upper_bound(row, int64_t{0}, len, tgt[k]);
         const ops::Blend bl = ops::make_blend(row, len, tgt[k], ub, pl.spec.method, Boundary::Clamp);
         idx[j * T + k] = wd.lo + bl.i0;
       }

@@ -505,6 +505,36 @@ def test_cuda_offsets_at_and_past_int32(rng):
 
 
 @requires_cuda
+def test_cuda_time_offsets_at_and_past_int32(rng):
+    # The lean kernel also searches with 32-bit indices: source and target time rows whose last element sits
+    # at offset 2**31 - 2 run it, rows past 2**31 the general kernel; each equals the CPU.
+    free, _ = torch.cuda.mem_get_info()
+    if free < 10 * 2**30:
+        pytest.skip("needs 10 GiB of free GPU memory")
+    B, S, T, D = 2, 60, 45, 8
+    buf = torch.zeros(2**31 + 4096, dtype=torch.float32, device="cuda")
+    data = torch.from_numpy(rng.uniform(-10, 10, (B, S, D))).float().cuda()
+    lengths = torch.tensor([S, S - 7], device="cuda")
+    times = jittered_times(rng, B, S).astype(np.float32)
+    targets = targets_around(rng, times.astype(np.float64), T).astype(np.float32)
+    below = 2**31 - 2 - (S + T - 1)  # the last target at offset 2**31 - 2
+    for sb in (below, 2**31):
+        src_t = buf.as_strided((B, S), (sb, 1))
+        tgt_t = buf.as_strided((B, T), (sb, 1), S)  # after the source times of each row
+        src_t.copy_(torch.from_numpy(times))
+        tgt_t.copy_(torch.from_numpy(targets))
+        for method in ("linear", "nearest"):
+            gpu, mask = rc.resample_trajectories(data, src_t, tgt_t, src_lengths=lengths, method=method,
+                                                 boundary="extrapolate", return_mask=True)
+            cpu, cmask = rc.resample_trajectories(data.cpu(), src_t.cpu(), tgt_t.cpu(), src_lengths=lengths.cpu(),
+                                                  method=method, boundary="extrapolate", return_mask=True)
+            assert_close(gpu, as_f64(cpu), 0.0, f"row stride {sb} {method}")
+            assert torch.equal(mask.cpu(), cmask), f"row stride {sb} {method}"
+    del buf
+    torch.cuda.empty_cache()
+
+
+@requires_cuda
 def test_cuda_strided_broadcast_and_unaligned_inputs(rng):
     B, S, T, D = 6, 80, 70, 16
     store = torch.from_numpy(rng.uniform(-10, 10, (B, D + 1, 2 * S))).float().cuda()

@@ -16,20 +16,21 @@ RC_HD double time_diff(double a, double b) { return a - b; }
 RC_HD double time_diff(float a, float b) { return static_cast<double>(a) - static_cast<double>(b); }
 
 // A strided row of source times: t(i) = ptr[i * stride], read as CT (float32 stream times are compared
-// with float64 targets as float64).
-template <class TT, class CT = TT>
+// with float64 targets as float64). I: the index type (int32_t where the caller knows every offset of the row
+// fits, which saves the CUDA kernel registers).
+template <class TT, class CT = TT, class I = int64_t>
 struct TimeRow {
   using value_type = CT;
   const TT* ptr;
-  int64_t stride;
-  RC_HD CT operator[](int64_t i) const { return static_cast<CT>(ptr[i * stride]); }
+  I stride;
+  RC_HD CT operator[](I i) const { return static_cast<CT>(ptr[i * stride]); }
 };
 
 // First index in [lo, hi) whose time is > t (hi if none).
-template <class Row, class TT>
-RC_HD int64_t upper_bound(Row row, int64_t lo, int64_t hi, TT t) {
+template <class Row, class I, class TT>
+RC_HD I upper_bound(Row row, I lo, I hi, TT t) {
   while (lo < hi) {
-    const int64_t mid = lo + ((hi - lo) >> 1);
+    const I mid = lo + ((hi - lo) >> 1);
     if (row[mid] > t) {
       hi = mid;
     } else {
@@ -40,10 +41,10 @@ RC_HD int64_t upper_bound(Row row, int64_t lo, int64_t hi, TT t) {
 }
 
 // First index in [lo, hi) whose time is >= t (hi if none).
-template <class Row, class TT>
-RC_HD int64_t lower_bound(Row row, int64_t lo, int64_t hi, TT t) {
+template <class Row, class I, class TT>
+RC_HD I lower_bound(Row row, I lo, I hi, TT t) {
   while (lo < hi) {
-    const int64_t mid = lo + ((hi - lo) >> 1);
+    const I mid = lo + ((hi - lo) >> 1);
     if (row[mid] < t) {
       lo = mid + 1;
     } else {
@@ -54,19 +55,21 @@ RC_HD int64_t lower_bound(Row row, int64_t lo, int64_t hi, TT t) {
 }
 
 // out = src[i0] + w * (src[i1] - src[i0]), or NaN when `missing`.
-struct Blend {
-  int64_t i0 = 0;
-  int64_t i1 = 0;
+template <class I = int64_t>
+struct BlendI {
+  I i0 = 0;
+  I i1 = 0;
   double w = 0.0;
   bool inside = false;   // target within [t(0), t(len-1)]
   bool missing = false;  // outside and boundary == nan
 };
+using Blend = BlendI<int64_t>;
 
 // `ub` = upper_bound(row, 0, len, t): the number of samples at or before t.
 // Slerp brackets like Linear; the quaternion channels are then blended along the arc (ops/common/quat.h).
-template <class Row, class TT>
-RC_HD Blend make_blend(Row row, int64_t len, TT t, int64_t ub, InterpMethod method, Boundary boundary) {
-  Blend r;
+template <class Row, class I, class TT>
+RC_HD BlendI<I> make_blend(Row row, I len, TT t, I ub, InterpMethod method, Boundary boundary) {
+  BlendI<I> r;
   const TT last = row[len - 1];
   if (ub > 0 && (ub < len || t == last)) {
     r.inside = true;
@@ -74,7 +77,7 @@ RC_HD Blend make_blend(Row row, int64_t len, TT t, int64_t ub, InterpMethod meth
       r.i0 = r.i1 = len - 1;
       return r;
     }
-    const int64_t lo = ub - 1;  // row[lo] <= t < row[ub]
+    const I lo = ub - 1;  // row[lo] <= t < row[ub]
     if (method == InterpMethod::Hold) {
       r.i0 = r.i1 = lo;
     } else if (method == InterpMethod::Nearest) {
@@ -93,17 +96,17 @@ RC_HD Blend make_blend(Row row, int64_t len, TT t, int64_t ub, InterpMethod meth
     return r;
   }
   const bool below = (ub == 0);
-  const int64_t end = below ? 0 : len - 1;
+  const I end = below ? 0 : len - 1;
   r.i0 = r.i1 = end;
   if (boundary == Boundary::Extrapolate && (method == InterpMethod::Linear || method == InterpMethod::Slerp)) {
     // Extend the first (last) interval of positive length; with none, hold the end value.
-    int64_t lo, hi;
+    I lo, hi;
     if (below) {
-      lo = upper_bound(row, 0, len, row[0]) - 1;  // the later of any samples at t(0)
+      lo = upper_bound(row, I{0}, len, row[0]) - 1;  // the later of any samples at t(0)
       hi = lo + 1;
     } else {
       hi = len - 1;
-      lo = lower_bound(row, 0, len, last) - 1;  // the last sample strictly before t(len-1)
+      lo = lower_bound(row, I{0}, len, last) - 1;  // the last sample strictly before t(len-1)
     }
     if (lo >= 0 && hi < len) {
       r.i0 = lo;

@@ -32,7 +32,7 @@ constexpr int kMinBlocks = ROBOCACHE_RESAMPLE_MIN_BLOCKS;
 // The lean kernel's: 40 registers, no spills (with 8, 32 registers spill, and 3 streams ran 65.9-67.8 us against
 // 63.6-64.8 with 6 on an H100, BENCHMARKS.md session 7).
 #ifndef ROBOCACHE_LEAN_MIN_BLOCKS
-#define ROBOCACHE_LEAN_MIN_BLOCKS 6
+#define ROBOCACHE_LEAN_MIN_BLOCKS 8
 #endif
 constexpr int kLeanMinBlocks = ROBOCACHE_LEAN_MIN_BLOCKS;
 
@@ -61,6 +61,13 @@ __device__ __forceinline__ float lerp_rn(float a, float b, float w) {
 __device__ __forceinline__ double lerp_rn(double a, double b, double w) {
   return __dadd_rn(a, __dmul_rn(w, __dsub_rn(b, a)));
 }
+
+// A target of the lean kernel (resample_kernel with LEAN): 32-bit element offsets and a float weight, 16 bytes.
+// src0 < 0: missing (NaN); src1 < 0: a bit-exact copy of src0.
+struct alignas(16) LeanSlot {  // one 16-byte shared-memory load per step
+  int32_t src0, src1, dst;
+  float w;
+};
 
 // One target of a block's tile, as element offsets, so the streaming loop needs no batch arithmetic and a
 // tile may span batch rows.
@@ -164,6 +171,37 @@ __device__ __forceinline__ TargetSlot search_target(const ResampleArgs& a, int64
                     bl.w, bl.missing ? kMissing : (bl.i0 == bl.i1 ? kCopy : kBlend)};
 }
 
+// search_target for the lean kernel, in 32-bit arithmetic (the launcher checked that every offset fits:
+// lean_fits), which leaves it registers for more blocks per multiprocessor; the same blend.
+template <class TT, class TG>
+__device__ __forceinline__ LeanSlot search_lean(const ResampleArgs& a, int32_t f) {
+  using CT = CompareT<TT, TG>;
+  const auto T = static_cast<int32_t>(a.T);
+  const auto b = static_cast<int32_t>(static_cast<uint32_t>(f) / static_cast<uint32_t>(T));  // f, T > 0
+  const int32_t t = f - b * T;
+  const TimeRow<TT, CT, int32_t> row{static_cast<const TT*>(a.src_t) + b * static_cast<int32_t>(a.st_sb),
+                                     static_cast<int32_t>(a.st_ss)};
+  const auto S = static_cast<int32_t>(a.S);
+  int32_t len = S;
+  if (a.lengths != nullptr) {  // clamped for memory safety only, as in device_row_length
+    const int32_t at = b * static_cast<int32_t>(a.len_s);
+    const int64_t l = a.lengths_int64 ? static_cast<const int64_t*>(a.lengths)[at]
+                                      : static_cast<const int32_t*>(a.lengths)[at];
+    len = l < 1 ? 1 : (l > S ? S : static_cast<int32_t>(l));
+  }
+  const CT tv = static_cast<CT>(
+      static_cast<const TG*>(a.tgt_t)[b * static_cast<int32_t>(a.tt_sb) + t * static_cast<int32_t>(a.tt_st)]);
+  const int32_t ub = upper_bound(row, int32_t{0}, len, tv);
+  const BlendI<int32_t> bl = make_blend(row, len, tv, ub, a.method, a.boundary);
+  if (a.mask != nullptr) {
+    a.mask[b * static_cast<int32_t>(a.mask_sb) + t * static_cast<int32_t>(a.mask_st)] = bl.inside;
+  }
+  const int32_t base = b * static_cast<int32_t>(a.data_sb);
+  const auto ss = static_cast<int32_t>(a.data_ss);
+  return LeanSlot{bl.missing ? -1 : base + bl.i0 * ss, bl.missing || bl.i0 == bl.i1 ? -1 : base + bl.i1 * ss,
+                  b * static_cast<int32_t>(a.out_sb) + t * static_cast<int32_t>(a.out_st), static_cast<float>(bl.w)};
+}
+
 // 0 builds the kernels without the time-row prefetch below (to compare: H100, 3 streams 63.6 against 68.5 us
 // without, 8 streams 94.3 against 99.7; B256 S500 T250 D32 10.8 against 9.7; BENCHMARKS.md session 7).
 #ifndef ROBOCACHE_RESAMPLE_PREFETCH
@@ -175,16 +213,18 @@ constexpr int64_t kPrefetchLinesPerTarget = 8;
 // Before a tile's searches, the block asks for the source-time rows the tile spans, one prefetch per
 // 128-byte line into L1 (a hint: no value is read, nothing is waited for), so that the searches' dependent
 // steps hit L1 instead of each waiting for L2 or DRAM. Rows too long for the tile's targets are left alone.
-template <class TT>
-__device__ __forceinline__ void prefetch_times(const ResampleArgs& a, int64_t f0, int n_t) {
+template <class TT, class I>
+__device__ __forceinline__ void prefetch_times(const ResampleArgs& a, I f0, int n_t) {
   if (!ROBOCACHE_RESAMPLE_PREFETCH) return;
   const int64_t step_bytes = a.st_ss * static_cast<int64_t>(sizeof(TT));
   if (step_bytes <= 0) return;
-  const int64_t per_line = step_bytes >= 128 ? 1 : 128 / step_bytes;  // samples per prefetch
-  const int64_t row_lines = (a.S + per_line - 1) / per_line;
-  const int64_t b0 = f0 / a.T;
-  const int64_t rows = a.st_sb == 0 ? 1 : (f0 + n_t - 1) / a.T - b0 + 1;
-  if (row_lines * rows > kPrefetchLinesPerTarget * n_t) return;
+  // I: int64_t, or uint32_t in the lean kernel (every index below 2^31), whose divisions are cheaper.
+  const I per_line = step_bytes >= 128 ? 1 : I{128} / static_cast<I>(step_bytes);  // samples per prefetch
+  const auto S = static_cast<I>(a.S), T = static_cast<I>(a.T);
+  const I row_lines = (S + per_line - 1) / per_line;
+  const I b0 = f0 / T;
+  const I rows = a.st_sb == 0 ? 1 : (f0 + n_t - 1) / T - b0 + 1;
+  if (static_cast<int64_t>(row_lines) * static_cast<int64_t>(rows) > kPrefetchLinesPerTarget * n_t) return;
   const auto lines = static_cast<unsigned>(row_lines * rows), per_row = static_cast<unsigned>(row_lines);
   const TT* first = static_cast<const TT*>(a.src_t) + (a.st_sb == 0 ? 0 : b0 * a.st_sb);
   for (unsigned q = threadIdx.x; q < lines; q += blockDim.x) {
@@ -194,74 +234,85 @@ __device__ __forceinline__ void prefetch_times(const ResampleArgs& a, int64_t f0
   }
 }
 
+// What a slot says, read the same way for both kinds, so that one blend serves both kernels with the same
+// arithmetic (the accumulator type and rounding steps) and so the same bits.
+__device__ __forceinline__ bool slot_missing(const TargetSlot& sl) { return sl.kind == kMissing; }
+__device__ __forceinline__ bool slot_missing(const LeanSlot& sl) { return sl.src0 < 0; }
+__device__ __forceinline__ bool slot_copy(const TargetSlot& sl) { return sl.kind == kCopy; }
+__device__ __forceinline__ bool slot_copy(const LeanSlot& sl) { return sl.src1 < 0; }
+template <class A>
+__device__ __forceinline__ A slot_weight(const TargetSlot& sl) {
+  return static_cast<A>(sl.w);
+}
+template <class A>
+__device__ __forceinline__ A slot_weight(const LeanSlot& sl) {
+  static_assert(std::is_same_v<A, float>, "the lean kernel takes float32 / float16 / bfloat16 data");
+  return sl.w;
+}
+__device__ __forceinline__ int64_t slot_dst(const TargetSlot& sl) { return sl.dst; }
+__device__ __forceinline__ int32_t slot_dst(const LeanSlot& sl) { return sl.dst; }
+// The type of a slot's element offsets in address arithmetic: int64_t in the general kernel (strides may be
+// negative), uint32_t in the lean kernel (non-negative and below 2^31: one IMAD.WIDE.U32 per address).
+template <class Slot>
+using SlotIndex = std::conditional_t<std::is_same_v<Slot, LeanSlot>, uint32_t, int64_t>;
+
 // The blend of source elements [d, d + VEC) of target `sl` as one 16-byte vector (NaN where missing, the
 // bits of the sample where i0 == i1).
-template <class DT, int VEC>
-__device__ __forceinline__ uint4 blend_vec(const DT* data, const TargetSlot& sl, unsigned d) {
+template <class DT, int VEC, class Slot>
+__device__ __forceinline__ uint4 blend_vec(const DT* data, const Slot& sl, unsigned d) {
   using A = Acc<DT>;
+  using I = SlotIndex<Slot>;
   union Pack {
     uint4 raw;
     DT e[VEC];
   };
   Pack po;
-  if (sl.kind == kMissing) {
+  if (slot_missing(sl)) {
 #pragma unroll
     for (int e = 0; e < VEC; ++e) po.e[e] = from_acc<DT>(std::numeric_limits<A>::quiet_NaN());
     return po.raw;
   }
   Pack pa;
-  pa.raw = __ldg(reinterpret_cast<const uint4*>(data + sl.src0 + d));
-  if (sl.kind == kCopy) return pa.raw;  // bit-exact copy
+  pa.raw = __ldg(reinterpret_cast<const uint4*>(data + static_cast<I>(sl.src0 + d)));
+  if (slot_copy(sl)) return pa.raw;  // bit-exact copy
   Pack pb;
-  pb.raw = __ldg(reinterpret_cast<const uint4*>(data + sl.src1 + d));
-  const A w = static_cast<A>(sl.w);
+  pb.raw = __ldg(reinterpret_cast<const uint4*>(data + static_cast<I>(sl.src1 + d)));
+  const A w = slot_weight<A>(sl);
 #pragma unroll
   for (int e = 0; e < VEC; ++e) po.e[e] = from_acc<DT>(lerp_rn(to_acc(pa.e[e]), to_acc(pb.e[e]), w));
   return po.raw;
 }
 
-// A target of the lean kernel (resample_kernel with LEAN): 32-bit element offsets and a float weight, 16 bytes.
-// src0 < 0: missing (NaN); src1 < 0: a bit-exact copy of src0.
-struct alignas(16) LeanSlot {  // one 16-byte shared-memory load per step
-  int32_t src0, src1, dst;
-  float w;
-};
-__device__ __forceinline__ LeanSlot lean_slot(const TargetSlot& t) {
-  return LeanSlot{t.kind == kMissing ? -1 : static_cast<int32_t>(t.src0),
-                  t.kind == kBlend ? static_cast<int32_t>(t.src1) : -1, static_cast<int32_t>(t.dst),
-                  static_cast<float>(t.w)};
-}
-__device__ __forceinline__ int64_t slot_dst(const TargetSlot& sl) { return sl.dst; }
-__device__ __forceinline__ int32_t slot_dst(const LeanSlot& sl) { return sl.dst; }
-
-// blend_vec for a LeanSlot: the same arithmetic (float accumulator, the same rounding steps), so the two
-// kernels give the same bits.
-template <class DT, int VEC>
-__device__ __forceinline__ uint4 blend_vec(const DT* data, const LeanSlot& sl, unsigned d) {
-  static_assert(std::is_same_v<Acc<DT>, float>, "the lean kernel takes float32 / float16 / bfloat16 data");
-  union Pack {
-    uint4 raw;
-    DT e[VEC];
-  };
-  Pack po;
-  if (sl.src0 < 0) {
-#pragma unroll
-    for (int e = 0; e < VEC; ++e) po.e[e] = from_acc<DT>(std::numeric_limits<float>::quiet_NaN());
-    return po.raw;
+// Calls fn(j, c) for each (target j < n_t, column c < ncol) of a tile that this thread takes: pair
+// j * ncol + c for threadIdx.x, threadIdx.x + kThreads, ... Both advance per step without a division (a
+// division per vector measured 3-6% slower at small tiles), unless kDivide: one division per pair, which
+// holds fewer registers (the general kernel's element path spills 180 bytes with the stepping).
+template <bool kDivide = false, class Fn>
+__device__ __forceinline__ void for_each_column(unsigned ncol, int n_t, Fn&& fn) {
+  if (ncol == 0) return;  // D == 0: nothing to write (and no division by 0)
+  if constexpr (kDivide) {
+    const unsigned n = static_cast<unsigned>(n_t) * ncol;
+    for (unsigned idx = threadIdx.x; idx < n; idx += kThreads) {
+      const unsigned j = idx / ncol;
+      fn(j, idx - j * ncol);
+    }
+    return;
   }
-  Pack pa;
-  pa.raw = __ldg(reinterpret_cast<const uint4*>(data + sl.src0 + d));
-  if (sl.src1 < 0) return pa.raw;  // bit-exact copy
-  Pack pb;
-  pb.raw = __ldg(reinterpret_cast<const uint4*>(data + sl.src1 + d));
-#pragma unroll
-  for (int e = 0; e < VEC; ++e) po.e[e] = from_acc<DT>(lerp_rn(to_acc(pa.e[e]), to_acc(pb.e[e]), sl.w));
-  return po.raw;
+  unsigned j = threadIdx.x / ncol, c = threadIdx.x - j * ncol;
+  const unsigned step_j = kThreads / ncol, step_c = kThreads - step_j * ncol;
+  while (j < static_cast<unsigned>(n_t)) {
+    fn(j, c);
+    j += step_j;
+    c += step_c;
+    if (c >= ncol) {
+      c -= ncol;
+      ++j;
+    }
+  }
 }
 
 // The block writes the D / VEC vectors of each of the n_t targets in `slots` (16-byte loads; 16-byte stores
-// where store_vec, else element stores). Vector idx is column c of target j; both advance by kThreads per
-// step without a division (a division per vector measured 3-6% slower at small tiles).
+// where store_vec, else element stores).
 template <class DT, int VEC, class Slot>
 __device__ __forceinline__ void stream_vectors(const DT* data, DT* out, unsigned nvec, int n_t, bool store_vec,
                                                const Slot* slots) {
@@ -269,43 +320,29 @@ __device__ __forceinline__ void stream_vectors(const DT* data, DT* out, unsigned
     uint4 raw;
     DT e[VEC];
   };
-  const unsigned n = static_cast<unsigned>(n_t) * nvec;
-  if (n == 0) return;  // D == 0: nothing to write (and no division by nvec == 0)
-  unsigned j = threadIdx.x / nvec, c = threadIdx.x - j * nvec;
-  const unsigned step_j = kThreads / nvec, step_c = kThreads - step_j * nvec;
-  for (unsigned idx = threadIdx.x; idx < n; idx += kThreads) {
+  for_each_column(nvec, n_t, [&](unsigned j, unsigned c) {
     const Slot sl = slots[j];
     const unsigned d = c * VEC;
     Pack po;
     po.raw = blend_vec<DT, VEC>(data, sl, d);
+    DT* o = out + static_cast<SlotIndex<Slot>>(slot_dst(sl) + d);
     if (store_vec) {
-      *reinterpret_cast<uint4*>(out + slot_dst(sl) + d) = po.raw;
+      *reinterpret_cast<uint4*>(o) = po.raw;
     } else {
 #pragma unroll
-      for (int e = 0; e < VEC; ++e) out[slot_dst(sl) + d + e] = po.e[e];
+      for (int e = 0; e < VEC; ++e) o[e] = po.e[e];
     }
-    j += step_j;
-    c += step_c;
-    if (c >= nvec) {
-      c -= nvec;
-      ++j;
-    }
-  }
+  });
 }
 
 // The blend of one element, `off` elements past the target's samples (any stride).
-template <class DT>
-__device__ __forceinline__ DT blend_elem(const DT* data, const TargetSlot& sl, int64_t off) {
+template <class DT, class Slot>
+__device__ __forceinline__ DT blend_elem(const DT* data, const Slot& sl, SlotIndex<Slot> off) {
   using A = Acc<DT>;
-  if (sl.kind == kMissing) return from_acc<DT>(std::numeric_limits<A>::quiet_NaN());
-  const A va = to_acc(data[sl.src0 + off]);
-  return from_acc<DT>(sl.kind == kCopy ? va : lerp_rn(va, to_acc(data[sl.src1 + off]), static_cast<A>(sl.w)));
-}
-template <class DT>
-__device__ __forceinline__ DT blend_elem(const DT* data, const LeanSlot& sl, int64_t off) {
-  if (sl.src0 < 0) return from_acc<DT>(std::numeric_limits<float>::quiet_NaN());
-  const float va = to_acc(data[sl.src0 + off]);
-  return from_acc<DT>(sl.src1 < 0 ? va : lerp_rn(va, to_acc(data[sl.src1 + off]), sl.w));
+  using I = SlotIndex<Slot>;
+  if (slot_missing(sl)) return from_acc<DT>(std::numeric_limits<A>::quiet_NaN());
+  const A va = to_acc(data[static_cast<I>(sl.src0 + off)]);
+  return from_acc<DT>(slot_copy(sl) ? va : lerp_rn(va, to_acc(data[static_cast<I>(sl.src1 + off)]), slot_weight<A>(sl)));
 }
 
 // The block writes the channels of the n_t targets in `slots` (searched) of one stream. VEC: elements per
@@ -323,13 +360,13 @@ __device__ __forceinline__ void stream_tile(const ResampleArgs& a, int vec, cons
     // pay either, BENCHMARKS.md session 4.)
     stream_vectors<DT, VEC>(data, out, static_cast<unsigned>(a.D / VEC), n_t, vec == kVector, slots);
   } else {
-    const unsigned D = static_cast<unsigned>(a.D);
-    const unsigned n = static_cast<unsigned>(n_t) * D;
-    for (unsigned idx = threadIdx.x; idx < n; idx += blockDim.x) {
-      const unsigned j = idx / D;
-      const int64_t d = idx - j * D;
-      out[slot_dst(slots[j]) + d * a.out_sd] = blend_elem<DT>(data, slots[j], d * a.data_sd);
-    }
+    using I = SlotIndex<Slot>;
+    const auto data_sd = static_cast<I>(a.data_sd), out_sd = static_cast<I>(a.out_sd);
+    constexpr bool kDivide = !std::is_same_v<Slot, LeanSlot>;
+    for_each_column<kDivide>(static_cast<unsigned>(a.D), n_t, [&](unsigned j, unsigned c) {
+      const Slot sl = slots[j];
+      out[static_cast<I>(slot_dst(sl) + c * out_sd)] = blend_elem<DT>(data, sl, c * data_sd);
+    });
   }
 }
 
@@ -375,13 +412,16 @@ __global__ void __launch_bounds__(kThreads, LEAN ? kLeanMinBlocks : kMinBlocks)
     std::conditional_t<LEAN, const ResampleArgs&, const ResampleArgs> a = table.s[k];
     const int64_t f0 = local * table.tile[k];
     const int n_t = static_cast<int>(min(static_cast<int64_t>(table.tile[k]), a.B * a.T - f0));
-    prefetch_times<TT>(a, f0, n_t);
+    if constexpr (LEAN) {
+      prefetch_times<TT>(a, static_cast<uint32_t>(f0), n_t);
+    } else {
+      prefetch_times<TT>(a, f0, n_t);
+    }
     if (static_cast<int>(threadIdx.x) < n_t) {
-      const TargetSlot found = search_target<TT, TG>(a, f0 + threadIdx.x);
       if constexpr (LEAN) {
-        slots[threadIdx.x] = lean_slot(found);
+        slots[threadIdx.x] = search_lean<TT, TG>(a, static_cast<int32_t>(f0) + static_cast<int32_t>(threadIdx.x));
       } else {
-        slots[threadIdx.x] = found;
+        slots[threadIdx.x] = search_target<TT, TG>(a, f0 + threadIdx.x);
       }
     }
     __syncthreads();
@@ -591,6 +631,13 @@ Status read_fault(const ResampleArgs& a, const FaultKeys& k) {
   return Status::ok();
 }
 
+int env_int(const char* name, int lo, int hi, int fallback);
+// EXPERIMENT: whether streams with unaligned output rows take 16-byte loads with element stores (1) or element loads and stores (0).
+bool vector_loads() {
+  static const int v = env_int("ROBOCACHE_RESAMPLE_VECTOR_LOADS", 0, 1, 1);
+  return v == 1;
+}
+
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
 // How a stream's channels can be moved: 16-byte loads need a unit-stride, aligned source with D a whole
@@ -602,7 +649,7 @@ int vector_mode(const ResampleArgs& a) {
                     (a.data_sb * e) % 16 == 0;
   if (!load || a.out_sd != 1) return kScalar;
   const bool store = aligned16(a.out) && (a.out_st * e) % 16 == 0 && (a.out_sb * e) % 16 == 0;
-  return store ? kVector : kVectorLoad;
+  return store ? kVector : (vector_loads() ? kVectorLoad : kScalar);
 }
 
 // A tuning variable from the environment; a value that is not an integer in range is reported on stderr and
@@ -638,12 +685,25 @@ bool lean_enabled() {
   static const int lean = env_int("ROBOCACHE_RESAMPLE_LEAN", 0, 1, 1);
   return lean == 1;
 }
-// Whether every element offset of a stream's samples and outputs fits in 32 bits (the lean kernel's slots).
-bool fits_int32(const ResampleArgs& a) {
-  if (a.data_sb < 0 || a.data_ss < 0 || a.data_sd < 0 || a.out_sb < 0 || a.out_st < 0 || a.out_sd < 0) return false;
-  const int64_t data_end = (a.B - 1) * a.data_sb + (a.S - 1) * a.data_ss + (a.D - 1) * a.data_sd;
-  const int64_t out_end = (a.B - 1) * a.out_sb + (a.T - 1) * a.out_st + (a.D - 1) * a.out_sd;
-  return data_end < std::numeric_limits<int32_t>::max() && out_end < std::numeric_limits<int32_t>::max();
+// Whether every index and element offset of a stream fits in 32 bits, with non-negative strides: the lean
+// kernel's slots, searches and prefetches take them so.
+bool lean_fits(const ResampleArgs& a) {
+  constexpr int64_t kMax = std::numeric_limits<int32_t>::max();
+  for (const int64_t stride : {a.data_sb, a.data_ss, a.data_sd, a.out_sb, a.out_st, a.out_sd, a.st_sb, a.st_ss,
+                               a.tt_sb, a.tt_st, a.len_s, a.mask_sb, a.mask_st}) {
+    if (stride < 0) return false;
+  }
+  const int64_t ends[] = {
+      (a.B - 1) * a.data_sb + (a.S - 1) * a.data_ss + (a.D - 1) * a.data_sd,  // samples
+      (a.B - 1) * a.out_sb + (a.T - 1) * a.out_st + (a.D - 1) * a.out_sd,     // outputs
+      (a.B - 1) * a.st_sb + (a.S - 1) * a.st_ss,                               // source times
+      (a.B - 1) * a.tt_sb + (a.T - 1) * a.tt_st,                               // target times
+      (a.B - 1) * a.len_s,                                                     // lengths
+      (a.B - 1) * a.mask_sb + (a.T - 1) * a.mask_st,                           // mask
+      a.B * a.T,                                                               // flattened targets
+      a.S,
+  };
+  return std::all_of(std::begin(ends), std::end(ends), [](int64_t e) { return e < kMax; });
 }
 // The block order of a multi-stream launch where the streams share output rows (shares_rows): 1 interleaved
 // (StreamTableN), 0 stream by stream as elsewhere (ROBOCACHE_RESAMPLE_ORDER, to compare them). (Row tiles, in
@@ -710,7 +770,7 @@ Status launch_group(const ResampleArgs* args, const int* idx, int n, int sms, cu
   }
   bool lean = !std::is_same_v<DT, double> && lean_enabled();
   for (int j = 0; j < n; ++j) {
-    lean = lean && table.s[j].method != InterpMethod::Slerp && fits_int32(table.s[j]);
+    lean = lean && table.s[j].method != InterpMethod::Slerp && lean_fits(table.s[j]);
   }
   const bool interleave = n > 1 && block_order() == 1 && shares_rows(table);
   plan_tiles(&table, static_cast<int64_t>(sms) * (lean ? kLeanMinBlocks : kMinBlocks), tile_work(interleave, lean));
