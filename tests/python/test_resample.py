@@ -441,10 +441,10 @@ for dtype in (torch.float32, torch.float16, torch.bfloat16):
         strided = data.transpose(1, 2).contiguous().transpose(1, 2)  # non-unit D stride: element loads
         bits(f"{dtype} {B},{S},{T},{D} strided", rc.resample_trajectories(strided, *clocks(B, S, T, "float64")))
         for pad, first in ((3, 1), (1, 0), (9, 5)):  # output rows at every element alignment, from an odd start
-            out = torch.full((B, T, D + pad), 7.0, dtype=dtype, device="cuda")
+            dest = torch.full((B, T, D + pad), 7.0, dtype=dtype, device="cuda")
             rc.resample_trajectories(data, *clocks(B, S, T, "float64"), src_lengths=lengths, boundary="nan",
-                                     out=out[..., first:first + D])
-            bits(f"{dtype} {B},{S},{T},{D} out pad {pad} at {first}", out)  # the padding stays 7
+                                     out=dest[..., first:first + D])
+            bits(f"{dtype} {B},{S},{T},{D} out pad {pad} at {first}", dest)  # the padding stays 7
     spec = [(100, 64), (500, 16), (2000, 12), (200, 32), (50, 24), (1000, 7), (300, 7), (30, 1)]
     streams = {}
     for k, (S, D) in enumerate(spec):

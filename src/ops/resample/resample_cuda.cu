@@ -32,7 +32,7 @@ constexpr int kMinBlocks = ROBOCACHE_RESAMPLE_MIN_BLOCKS;
 // The lean kernel's: 40 registers, no spills (with 8, 32 registers spill, and 3 streams ran 65.9-67.8 us against
 // 63.6-64.8 with 6 on an H100, BENCHMARKS.md session 7).
 #ifndef ROBOCACHE_LEAN_MIN_BLOCKS
-#define ROBOCACHE_LEAN_MIN_BLOCKS 8
+#define ROBOCACHE_LEAN_MIN_BLOCKS 6
 #endif
 constexpr int kLeanMinBlocks = ROBOCACHE_LEAN_MIN_BLOCKS;
 
@@ -92,7 +92,7 @@ __device__ __forceinline__ int64_t device_row_length(const ResampleArgs& a, int6
 // order below. `vec[k]`: kVector (16-byte loads and stores along a unit-stride D),
 // kVectorLoad (16-byte loads, element stores) or kScalar (any strides).
 constexpr int kMaxStreams = 8;
-constexpr int kScalar = 0, kVectorLoad = 1, kVector = 2, kVectorShift = 3;  // StreamTable::vec
+constexpr int kScalar = 0, kVectorLoad = 1, kVector = 2;  // StreamTable::vec
 // N: the table's capacity. A one-stream call launches with a one-entry table: the parameter block is
 // copied at every launch, and 1.7 KB of unused entries cost launch time.
 template <int N>
@@ -335,61 +335,6 @@ __device__ __forceinline__ void stream_vectors(const DT* data, DT* out, unsigned
   });
 }
 
-// Bytes [16 - sb, 32 - sb) of the 32 bytes p:q, for sb = s * sizeof(DT) with 0 < s < VEC: the 16-byte output
-// vector that starts s elements before a source vector boundary. Register selects and byte permutes only
-// (an indexed array would go to local memory).
-template <class DT>
-__device__ __forceinline__ uint4 join_shifted(uint4 p, uint4 q, unsigned s) {
-  const unsigned off = 16 - s * static_cast<unsigned>(sizeof(DT));  // 1..15
-  const unsigned qw = off >> 2, rb = off & 3;                          // first word, byte within it
-  const uint32_t w[9] = {p.x, p.y, p.z, p.w, q.x, q.y, q.z, q.w, 0u};
-  uint32_t x[5];
-#pragma unroll
-  for (int k = 0; k < 5; ++k) x[k] = qw == 0 ? w[k] : qw == 1 ? w[k + 1] : qw == 2 ? w[k + 2] : w[k + 3];
-  if constexpr (sizeof(DT) == 4) return uint4{x[0], x[1], x[2], x[3]};  // rb == 0
-  const unsigned sel = 0x3210u + rb * 0x1111u;  // bytes rb .. rb + 3 of x[k]:x[k + 1]
-  return uint4{__byte_perm(x[0], x[1], sel), __byte_perm(x[1], x[2], sel), __byte_perm(x[2], x[3], sel),
-               __byte_perm(x[3], x[4], sel)};
-}
-
-// The block writes the D / VEC vectors of each target into output rows that start anywhere (unit stride along
-// D, any alignment: a stream at an odd column of a concatenated output): thread (j, v) writes the v-th
-// 16-byte-aligned output vector that row j touches (D / VEC + 1 of them; the last is empty where a row happens
-// to be aligned), joined from the blends of source vectors v - 1 and v; the partial vectors at a row's two
-// ends are written element by element. Full 16-byte stores in place of VEC element stores each.
-template <class DT, int VEC, class Slot>
-__device__ __forceinline__ void stream_shifted(const DT* data, DT* out, unsigned nvec, int n_t, const Slot* slots) {
-  union Pack {
-    uint4 raw;
-    DT e[VEC];
-  };
-  // `out`'s misalignment in elements (a DT-aligned pointer), the same for every target of the block.
-  const auto out_mis = static_cast<unsigned>(reinterpret_cast<uintptr_t>(out) / sizeof(DT));
-  for_each_column(nvec + 1, n_t, [&](unsigned j, unsigned v) {
-    const Slot sl = slots[j];
-    const unsigned s = (out_mis + static_cast<unsigned>(slot_dst(sl))) & (VEC - 1);  // row start within a vector
-    if (s == 0 && v == nvec) return;
-    DT* const row = out + static_cast<SlotIndex<Slot>>(slot_dst(sl));
-    if (s == 0) {  // an aligned row
-      *reinterpret_cast<uint4*>(row + v * VEC) = blend_vec<DT, VEC>(data, sl, v * VEC);
-      return;
-    }
-    const uint4 p = v > 0 ? blend_vec<DT, VEC>(data, sl, (v - 1) * VEC) : uint4{};
-    const uint4 q = v < nvec ? blend_vec<DT, VEC>(data, sl, v * VEC) : uint4{};
-    Pack r;
-    r.raw = join_shifted<DT>(p, q, s);
-    DT* const o = row + (static_cast<int>(v * VEC) - static_cast<int>(s));  // aligned; o[s] is column v * VEC
-    if (v > 0 && v < nvec) {
-      *reinterpret_cast<uint4*>(o) = r.raw;
-    } else {
-#pragma unroll
-      for (int e = 0; e < VEC; ++e) {
-        if (v == 0 ? e >= static_cast<int>(s) : e < static_cast<int>(s)) o[e] = r.e[e];
-      }
-    }
-  });
-}
-
 // The blend of one element, `off` elements past the target's samples (any stride).
 template <class DT, class Slot>
 __device__ __forceinline__ DT blend_elem(const DT* data, const Slot& sl, SlotIndex<Slot> off) {
@@ -413,11 +358,7 @@ __device__ __forceinline__ void stream_tile(const ResampleArgs& a, int vec, cons
     // (A 4-way unrolled variant that issued all loads first ran slower, 418 vs 277 us at B1024 S2048 T1024
     // D64 f32 on an H100: registers cost occupancy; loads staged through shared memory with cp.async did not
     // pay either, BENCHMARKS.md session 4.)
-    if (std::is_same_v<Slot, LeanSlot> && vec == kVectorShift) {  // the general kernel: kVectorLoad instead
-      stream_shifted<DT, VEC>(data, out, static_cast<unsigned>(a.D / VEC), n_t, slots);
-    } else {
-      stream_vectors<DT, VEC>(data, out, static_cast<unsigned>(a.D / VEC), n_t, vec == kVector, slots);
-    }
+    stream_vectors<DT, VEC>(data, out, static_cast<unsigned>(a.D / VEC), n_t, vec == kVector, slots);
   } else {
     using I = SlotIndex<Slot>;
     const auto data_sd = static_cast<I>(a.data_sd), out_sd = static_cast<I>(a.out_sd);
@@ -690,13 +631,6 @@ Status read_fault(const ResampleArgs& a, const FaultKeys& k) {
   return Status::ok();
 }
 
-int env_int(const char* name, int lo, int hi, int fallback);
-// EXPERIMENT: whether streams with unaligned output rows take 16-byte loads with element stores (1) or element loads and stores (0).
-int vector_loads() {
-  static const int v = env_int("ROBOCACHE_RESAMPLE_VECTOR_LOADS", 0, 2, 2);
-  return v;
-}
-
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
 // How a stream's channels can be moved: 16-byte loads need a unit-stride, aligned source with D a whole
@@ -708,7 +642,7 @@ int vector_mode(const ResampleArgs& a) {
                     (a.data_sb * e) % 16 == 0;
   if (!load || a.out_sd != 1) return kScalar;
   const bool store = aligned16(a.out) && (a.out_st * e) % 16 == 0 && (a.out_sb * e) % 16 == 0;
-  return store ? kVector : (vector_loads() == 2 ? kVectorShift : vector_loads() == 1 ? kVectorLoad : kScalar);
+  return store ? kVector : kVectorLoad;
 }
 
 // A tuning variable from the environment; a value that is not an integer in range is reported on stderr and
