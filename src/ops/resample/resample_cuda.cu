@@ -673,6 +673,11 @@ int tile_work(bool interleaved, bool lean) {
   if (work > 0) return work;
   return lean ? (interleaved ? 4 : 8) : (interleaved ? 8 : 16);
 }
+// EXPERIMENT
+bool pow2_tiles() {
+  static const int v = env_int("ROBOCACHE_RESAMPLE_POW2", 0, 1, 0);
+  return v == 1;
+}
 // Whether launches that can use the lean kernel do (ROBOCACHE_RESAMPLE_LEAN=0: never, to compare them).
 bool lean_enabled() {
   static const int lean = env_int("ROBOCACHE_RESAMPLE_LEAN", 0, 1, 1);
@@ -767,6 +772,13 @@ Status launch_group(const ResampleArgs* args, const int* idx, int n, int sms, cu
   }
   const bool interleave = n > 1 && block_order() == 1 && shares_rows(table);
   plan_tiles(&table, static_cast<int64_t>(sms) * (lean ? kLeanMinBlocks : kMinBlocks), tile_work(interleave, lean));
+  if (interleave && pow2_tiles()) {
+    for (int j = 0; j < n; ++j) {
+      int t = 1;
+      while (2 * t <= table.tile[j]) t *= 2;
+      table.tile[j] = t;
+    }
+  }
   int64_t blocks = 0, fewest = std::numeric_limits<int64_t>::max();
   for (int j = 0; j < n; ++j) {
     const int64_t tiles = (table.s[j].B * table.s[j].T + table.tile[j] - 1) / table.tile[j];
