@@ -29,8 +29,10 @@ constexpr int kMaxTile = 256;  // targets per block; one searching thread each
 #endif
 // Blocks per multiprocessor the register budget must allow (measured on an H100, see BENCHMARKS.md).
 constexpr int kMinBlocks = ROBOCACHE_RESAMPLE_MIN_BLOCKS;
-// The lean kernel's: 40 registers, no spills (with 8, 32 registers spill, and 3 streams ran 65.9-67.8 us against
-// 63.6-64.8 with 6 on an H100, BENCHMARKS.md session 7).
+// The lean kernel's: 6 blocks, at most 40 registers (it uses 35-39). 8 blocks (32 registers, no spills since its
+// searches are 32-bit) ran the image stream alone and separate outputs faster but 8 concatenated streams and the
+// large resamples slower: H100, 48.0 / 85.4 / 95.0 / 269 us against 49.2 / 87.0 / 92.6 / 265 with 6; 7 blocks
+// likewise (BENCHMARKS.md session 8).
 #ifndef ROBOCACHE_LEAN_MIN_BLOCKS
 #define ROBOCACHE_LEAN_MIN_BLOCKS 6
 #endif
@@ -79,12 +81,15 @@ struct TargetSlot {
 };
 constexpr int kBlend = 0, kCopy = 1, kMissing = 2;
 
-__device__ __forceinline__ int64_t device_row_length(const ResampleArgs& a, int64_t b) {
+template <class I>
+__device__ __forceinline__ I device_row_length(const ResampleArgs& a, I b) {
   // Clamped for memory safety only: validation rejects out-of-range lengths before results are used.
-  const int64_t len = a.lengths == nullptr ? a.S
-                      : a.lengths_int64    ? static_cast<const int64_t*>(a.lengths)[b * a.len_s]
-                                           : static_cast<const int32_t*>(a.lengths)[b * a.len_s];
-  return len < 1 ? 1 : (len > a.S ? a.S : len);
+  const auto S = static_cast<I>(a.S);
+  if (a.lengths == nullptr) return S;
+  const I at = b * static_cast<I>(a.len_s);
+  const int64_t len = a.lengths_int64 ? static_cast<const int64_t*>(a.lengths)[at]
+                                      : static_cast<const int32_t*>(a.lengths)[at];
+  return len < 1 ? 1 : (len > S ? S : static_cast<I>(len));
 }
 
 // Up to kMaxStreams problems (the streams of one alignment) that share dtypes, in one launch: each block
@@ -155,47 +160,44 @@ __device__ __forceinline__ void slerp_target(const TargetSlot sl, const DT* data
 template <class TT, class TG>
 using CompareT = std::conditional_t<std::is_same_v<TT, TG>, TT, double>;
 
-// The blend of target f (an index into the flattened [B, T] targets) of stream `a`: one binary search.
+// Where target f (an index into the flattened [B, T] targets) of stream `a` falls: its batch row *b, its target
+// *t and its blend (one binary search); writes the mask. I: int64_t in the general kernel; int32_t in the lean
+// kernel, whose launcher checked that every index and offset fits (lean_fits): 32-bit arithmetic leaves it
+// registers for more blocks per multiprocessor.
+template <class TT, class TG, class I>
+__device__ __forceinline__ BlendI<I> find_blend(const ResampleArgs& a, I f, I* b_out, I* t_out) {
+  using CT = CompareT<TT, TG>;
+  const auto T = static_cast<I>(a.T);
+  I b;
+  if constexpr (sizeof(I) == 4) {
+    b = static_cast<I>(static_cast<uint32_t>(f) / static_cast<uint32_t>(T));  // f >= 0, T > 0: the cheaper division
+  } else {
+    b = f / T;
+  }
+  const I t = f - b * T;
+  const TimeRow<TT, CT, I> row{static_cast<const TT*>(a.src_t) + b * static_cast<I>(a.st_sb), static_cast<I>(a.st_ss)};
+  const I len = device_row_length(a, b);
+  const CT tv = static_cast<CT>(static_cast<const TG*>(a.tgt_t)[b * static_cast<I>(a.tt_sb) + t * static_cast<I>(a.tt_st)]);
+  const I ub = upper_bound(row, I{0}, len, tv);
+  const BlendI<I> bl = make_blend(row, len, tv, ub, a.method, a.boundary);
+  if (a.mask != nullptr) a.mask[b * static_cast<I>(a.mask_sb) + t * static_cast<I>(a.mask_st)] = bl.inside;
+  *b_out = b;
+  *t_out = t;
+  return bl;
+}
+
+// The slot of target f: the general kernel's, and the lean kernel's.
 template <class TT, class TG>
 __device__ __forceinline__ TargetSlot search_target(const ResampleArgs& a, int64_t f) {
-  using CT = CompareT<TT, TG>;
-  const int64_t b = f / a.T;
-  const int64_t t = f - b * a.T;
-  const TimeRow<TT, CT> row{static_cast<const TT*>(a.src_t) + b * a.st_sb, a.st_ss};
-  const int64_t len = device_row_length(a, b);
-  const CT tv = static_cast<CT>(static_cast<const TG*>(a.tgt_t)[b * a.tt_sb + t * a.tt_st]);
-  const int64_t ub = upper_bound(row, int64_t{0}, len, tv);
-  const Blend bl = make_blend(row, len, tv, ub, a.method, a.boundary);
-  if (a.mask != nullptr) a.mask[b * a.mask_sb + t * a.mask_st] = bl.inside;
+  int64_t b, t;
+  const Blend bl = find_blend<TT, TG>(a, f, &b, &t);
   return TargetSlot{b * a.data_sb + bl.i0 * a.data_ss, b * a.data_sb + bl.i1 * a.data_ss, b * a.out_sb + t * a.out_st,
                     bl.w, bl.missing ? kMissing : (bl.i0 == bl.i1 ? kCopy : kBlend)};
 }
-
-// search_target for the lean kernel, in 32-bit arithmetic (the launcher checked that every offset fits:
-// lean_fits), which leaves it registers for more blocks per multiprocessor; the same blend.
 template <class TT, class TG>
 __device__ __forceinline__ LeanSlot search_lean(const ResampleArgs& a, int32_t f) {
-  using CT = CompareT<TT, TG>;
-  const auto T = static_cast<int32_t>(a.T);
-  const auto b = static_cast<int32_t>(static_cast<uint32_t>(f) / static_cast<uint32_t>(T));  // f, T > 0
-  const int32_t t = f - b * T;
-  const TimeRow<TT, CT, int32_t> row{static_cast<const TT*>(a.src_t) + b * static_cast<int32_t>(a.st_sb),
-                                     static_cast<int32_t>(a.st_ss)};
-  const auto S = static_cast<int32_t>(a.S);
-  int32_t len = S;
-  if (a.lengths != nullptr) {  // clamped for memory safety only, as in device_row_length
-    const int32_t at = b * static_cast<int32_t>(a.len_s);
-    const int64_t l = a.lengths_int64 ? static_cast<const int64_t*>(a.lengths)[at]
-                                      : static_cast<const int32_t*>(a.lengths)[at];
-    len = l < 1 ? 1 : (l > S ? S : static_cast<int32_t>(l));
-  }
-  const CT tv = static_cast<CT>(
-      static_cast<const TG*>(a.tgt_t)[b * static_cast<int32_t>(a.tt_sb) + t * static_cast<int32_t>(a.tt_st)]);
-  const int32_t ub = upper_bound(row, int32_t{0}, len, tv);
-  const BlendI<int32_t> bl = make_blend(row, len, tv, ub, a.method, a.boundary);
-  if (a.mask != nullptr) {
-    a.mask[b * static_cast<int32_t>(a.mask_sb) + t * static_cast<int32_t>(a.mask_st)] = bl.inside;
-  }
+  int32_t b, t;
+  const BlendI<int32_t> bl = find_blend<TT, TG>(a, f, &b, &t);
   const int32_t base = b * static_cast<int32_t>(a.data_sb);
   const auto ss = static_cast<int32_t>(a.data_ss);
   return LeanSlot{bl.missing ? -1 : base + bl.i0 * ss, bl.missing || bl.i0 == bl.i1 ? -1 : base + bl.i1 * ss,
@@ -673,11 +675,6 @@ int tile_work(bool interleaved, bool lean) {
   if (work > 0) return work;
   return lean ? (interleaved ? 4 : 8) : (interleaved ? 8 : 16);
 }
-// EXPERIMENT
-bool pow2_tiles() {
-  static const int v = env_int("ROBOCACHE_RESAMPLE_POW2", 0, 1, 0);
-  return v == 1;
-}
 // Whether launches that can use the lean kernel do (ROBOCACHE_RESAMPLE_LEAN=0: never, to compare them).
 bool lean_enabled() {
   static const int lean = env_int("ROBOCACHE_RESAMPLE_LEAN", 0, 1, 1);
@@ -772,7 +769,11 @@ Status launch_group(const ResampleArgs* args, const int* idx, int n, int sms, cu
   }
   const bool interleave = n > 1 && block_order() == 1 && shares_rows(table);
   plan_tiles(&table, static_cast<int64_t>(sms) * (lean ? kLeanMinBlocks : kMinBlocks), tile_work(interleave, lean));
-  if (interleave && pow2_tiles()) {
+  if (interleave) {
+    // Powers of two: the streams share B * T targets, so every stream's tiles then cover exactly the same targets
+    // per round, where a tile of 146 targets (the 8-stream benchmark's 7-channel streams) drifted 36 targets
+    // ahead per round. (H100: 8 streams 92.2-92.3 against 92.5-92.6 us; tile work 6 92.2 against 108 us, 8
+    // 97.6 against 115 us; BENCHMARKS.md session 8.)
     for (int j = 0; j < n; ++j) {
       int t = 1;
       while (2 * t <= table.tile[j]) t *= 2;
