@@ -424,7 +424,7 @@ def clocks(B, S, T, time_dtype, every=1):
 for dtype in (torch.float32, torch.float16, torch.bfloat16):
     wide = 1028 if dtype == torch.float32 else 2056  # 257 vectors per row: more than the block's threads
     sizes = [(3, 19, 111, 7), (2, 300, 61, 64), (4, 40, 97, 8), (2, 989, 111, 1), (3, 50, 33, 12), (2, 30, 40, 96),
-             (2, 30, 40, wide), (300, 20, 3, 16)]
+             (2, 30, 40, wide), (2, 30, 40, wide // 257 * 256), (300, 20, 3, 16)]  # 257 and 256 vectors per row
     for B, S, T, D in sizes:
         data = torch.from_numpy(rng.uniform(-10, 10, (B, S, D))).to(dtype).cuda()
         data[0, 3] = float("inf")
@@ -457,6 +457,10 @@ for dtype in (torch.float32, torch.float16, torch.bfloat16):
         r = rc.fuse_multimodal(streams, tgt, concat=concat, boundary="nan")
         for name, x in (r.items() if isinstance(r, dict) else [("all", r)]):
             bits(f"fuse {dtype} {concat} {name}", x)
+    # 16 x 300 targets: interleaved tiles of up to 256 targets, rounded to powers of two
+    many = {k: (x.repeat(3, 1, 1)[:16], t.repeat(3, 1)[:16]) for k, (x, t) in streams.items()}
+    wide_tgt = torch.linspace(-0.1, 2.1, 300, dtype=torch.float64).cuda()
+    bits(f"fuse {dtype} many targets", rc.fuse_multimodal(many, wide_tgt, boundary="nan"))
 np.savez(sys.argv[1], **out)
 """
 
@@ -509,34 +513,55 @@ def test_cuda_offsets_at_and_past_int32(rng):
     torch.cuda.empty_cache()
 
 
+# Time rows whose last element sits at offset 2**31 - 2 of its own tensor (the lean kernel, which searches with
+# 32-bit indices) and at 2**31 - 1 (the general kernel); each equals the CPU. Run in its own process so that
+# ROBOCACHE_RESAMPLE_TRACE shows which kernel each launch took.
+TIME_OFFSET_CASES = r"""
+import sys
+import numpy as np
+import torch
+import robocache as rc
+
+rng = np.random.default_rng(11)
+B, S, T, D = 2, 60, 45, 8
+buf = torch.zeros(2**31 + 4096, dtype=torch.float32, device="cuda")
+data = torch.from_numpy(rng.uniform(-10, 10, (B, S, D))).float().cuda()
+lengths = torch.tensor([S, S - 7], device="cuda")
+times = np.cumsum(rng.uniform(0.0, 0.05, (B, S)), 1).astype(np.float32)
+times[:, 5] = times[:, 4]  # a duplicate time
+targets = rng.uniform(times[:, :1] - 0.1, times[:, -1:] + 0.1, (B, T)).astype(np.float32)
+for end in (2**31 - 2, 2**31 - 1):
+    src_t = buf.as_strided((B, S), (end - (S - 1), 1))
+    tgt_t = buf.as_strided((B, T), (end - (T - 1), 1), S)  # row 0 after source row 0; row 1 after source row 1
+    src_t.copy_(torch.from_numpy(times))
+    tgt_t.copy_(torch.from_numpy(targets))
+    for method in ("linear", "nearest"):
+        gpu, mask = rc.resample_trajectories(data, src_t, tgt_t, src_lengths=lengths, method=method,
+                                             boundary="extrapolate", return_mask=True)
+        cpu, cmask = rc.resample_trajectories(data.cpu(), src_t.cpu(), tgt_t.cpu(), src_lengths=lengths.cpu(),
+                                              method=method, boundary="extrapolate", return_mask=True)
+        np.testing.assert_array_equal(gpu.cpu().numpy(), cpu.numpy(), err_msg=f"end {end} {method}")
+        assert torch.equal(mask.cpu(), cmask), f"end {end} {method}"
+"""
+
+
 @requires_cuda
-def test_cuda_time_offsets_at_and_past_int32(rng):
-    # The lean kernel also searches with 32-bit indices: source and target time rows whose last element sits
-    # at offset 2**31 - 2 run it, rows past 2**31 the general kernel; each equals the CPU.
+def test_cuda_time_offsets_at_and_past_int32(tmp_path):
+    import os
+    import subprocess
+    import sys
+
     free, _ = torch.cuda.mem_get_info()
     if free < 10 * 2**30:
         pytest.skip("needs 10 GiB of free GPU memory")
-    B, S, T, D = 2, 60, 45, 8
-    buf = torch.zeros(2**31 + 4096, dtype=torch.float32, device="cuda")
-    data = torch.from_numpy(rng.uniform(-10, 10, (B, S, D))).float().cuda()
-    lengths = torch.tensor([S, S - 7], device="cuda")
-    times = jittered_times(rng, B, S).astype(np.float32)
-    targets = targets_around(rng, times.astype(np.float64), T).astype(np.float32)
-    below = 2**31 - 2 - (S + T - 1)  # the last target at offset 2**31 - 2
-    for sb in (below, 2**31):
-        src_t = buf.as_strided((B, S), (sb, 1))
-        tgt_t = buf.as_strided((B, T), (sb, 1), S)  # after the source times of each row
-        src_t.copy_(torch.from_numpy(times))
-        tgt_t.copy_(torch.from_numpy(targets))
-        for method in ("linear", "nearest"):
-            gpu, mask = rc.resample_trajectories(data, src_t, tgt_t, src_lengths=lengths, method=method,
-                                                 boundary="extrapolate", return_mask=True)
-            cpu, cmask = rc.resample_trajectories(data.cpu(), src_t.cpu(), tgt_t.cpu(), src_lengths=lengths.cpu(),
-                                                  method=method, boundary="extrapolate", return_mask=True)
-            assert_close(gpu, as_f64(cpu), 0.0, f"row stride {sb} {method}")
-            assert torch.equal(mask.cpu(), cmask), f"row stride {sb} {method}"
-    del buf
-    torch.cuda.empty_cache()
+    script = tmp_path / "cases.py"
+    script.write_text(TIME_OFFSET_CASES)
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                       env=dict(os.environ, ROBOCACHE_RESAMPLE_TRACE="1"))
+    assert r.returncode == 0, r.stderr
+    kernels = [line.split(": ")[2].split(" kernel")[0] for line in r.stderr.splitlines()
+               if line.startswith("robocache: resample launch: ")]
+    assert kernels == ["lean", "lean", "general", "general"], r.stderr
 
 
 @requires_cuda

@@ -10,8 +10,10 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <initializer_list>
 #include <limits>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "core/cuda_check.h"
@@ -223,7 +225,10 @@ __device__ __forceinline__ void prefetch_times(const ResampleArgs& a, I f0, int 
   // I: int64_t, or uint32_t in the lean kernel (every index below 2^31), whose divisions are cheaper.
   const I per_line = step_bytes >= 128 ? 1 : I{128} / static_cast<I>(step_bytes);  // samples per prefetch
   const auto S = static_cast<I>(a.S), T = static_cast<I>(a.T);
-  const I row_lines = (S + per_line - 1) / per_line;
+  // One prefetch per 128 bytes from the row's first sample, and one more at its last sample (S >= 1 wherever a
+  // tile exists): a row that does not start on a line boundary ends in one more line than its length spans,
+  // and every search reads the row's last valid sample.
+  const I row_lines = (S + per_line - 1) / per_line + 1;
   const I b0 = f0 / T;
   const I rows = a.st_sb == 0 ? 1 : (f0 + n_t - 1) / T - b0 + 1;
   if (static_cast<int64_t>(row_lines) * static_cast<int64_t>(rows) > kPrefetchLinesPerTarget * n_t) return;
@@ -231,7 +236,8 @@ __device__ __forceinline__ void prefetch_times(const ResampleArgs& a, I f0, int 
   const TT* first = static_cast<const TT*>(a.src_t) + (a.st_sb == 0 ? 0 : b0 * a.st_sb);
   for (unsigned q = threadIdx.x; q < lines; q += blockDim.x) {
     const unsigned r = q / per_row;
-    const TT* p = first + r * a.st_sb + static_cast<int64_t>(q - r * per_row) * per_line * a.st_ss;
+    const I i = min(static_cast<I>(q - r * per_row) * per_line, S - 1);  // sample index within the row
+    const TT* p = first + r * a.st_sb + static_cast<int64_t>(i) * a.st_ss;
     asm volatile("prefetch.L1 [%0];" ::"l"(p));  // generic address
   }
 }
@@ -675,27 +681,45 @@ int tile_work(bool interleaved, bool lean) {
   if (work > 0) return work;
   return lean ? (interleaved ? 4 : 8) : (interleaved ? 8 : 16);
 }
+// ROBOCACHE_RESAMPLE_TRACE=1: each resampling launch reports its kernel, block order and tiles on stderr (for
+// tuning, and for tests that check which kernel a launch takes).
+bool trace_launches() {
+  static const int trace = env_int("ROBOCACHE_RESAMPLE_TRACE", 0, 1, 0);
+  return trace == 1;
+}
 // Whether launches that can use the lean kernel do (ROBOCACHE_RESAMPLE_LEAN=0: never, to compare them).
 bool lean_enabled() {
   static const int lean = env_int("ROBOCACHE_RESAMPLE_LEAN", 0, 1, 1);
   return lean == 1;
 }
 // Whether every index and element offset of a stream fits in 32 bits, with non-negative strides: the lean
-// kernel's slots, searches and prefetches take them so.
+// kernel's slots, searches and prefetches take them so. Each span is the offset of the last element along the
+// dimensions given (0 for an empty one), computed without overflow.
 bool lean_fits(const ResampleArgs& a) {
   constexpr int64_t kMax = std::numeric_limits<int32_t>::max();
   for (const int64_t stride : {a.data_sb, a.data_ss, a.data_sd, a.out_sb, a.out_st, a.out_sd, a.st_sb, a.st_ss,
                                a.tt_sb, a.tt_st, a.len_s, a.mask_sb, a.mask_st}) {
     if (stride < 0) return false;
   }
+  const auto span = [](std::initializer_list<std::pair<int64_t, int64_t>> dims) {  // (size, stride) pairs
+    int64_t end = 0;
+    for (const auto& [size, stride] : dims) {
+      int64_t step = 0;
+      if (size > 1 && (__builtin_mul_overflow(size - 1, stride, &step) || __builtin_add_overflow(end, step, &end))) {
+        return std::numeric_limits<int64_t>::max();
+      }
+    }
+    return end;
+  };
+  int64_t targets = 0;
   const int64_t ends[] = {
-      (a.B - 1) * a.data_sb + (a.S - 1) * a.data_ss + (a.D - 1) * a.data_sd,  // samples
-      (a.B - 1) * a.out_sb + (a.T - 1) * a.out_st + (a.D - 1) * a.out_sd,     // outputs
-      (a.B - 1) * a.st_sb + (a.S - 1) * a.st_ss,                               // source times
-      (a.B - 1) * a.tt_sb + (a.T - 1) * a.tt_st,                               // target times
-      (a.B - 1) * a.len_s,                                                     // lengths
-      (a.B - 1) * a.mask_sb + (a.T - 1) * a.mask_st,                           // mask
-      a.B * a.T,                                                               // flattened targets
+      span({{a.B, a.data_sb}, {a.S, a.data_ss}, {a.D, a.data_sd}}),  // samples
+      span({{a.B, a.out_sb}, {a.T, a.out_st}, {a.D, a.out_sd}}),     // outputs
+      span({{a.B, a.st_sb}, {a.S, a.st_ss}}),                        // source times
+      span({{a.B, a.tt_sb}, {a.T, a.tt_st}}),                        // target times
+      span({{a.B, a.len_s}}),                                        // lengths
+      span({{a.B, a.mask_sb}, {a.T, a.mask_st}}),                    // mask
+      __builtin_mul_overflow(a.B, a.T, &targets) ? std::numeric_limits<int64_t>::max() : targets,  // flat targets
       a.S,
   };
   return std::all_of(std::begin(ends), std::end(ends), [](int64_t e) { return e < kMax; });
@@ -802,6 +826,13 @@ Status launch_group(const ResampleArgs* args, const int* idx, int n, int sms, cu
     table.block_end[n - 1] = blocks;
   }
   const auto grid = static_cast<unsigned>(std::min<int64_t>(blocks, int64_t{1} << 30));
+  if (trace_launches()) {
+    std::fprintf(stderr, "robocache: resample launch: %s kernel, %d stream(s), %s, %lld blocks, tiles",
+                 lean ? "lean" : "general", n, table.rounds > 0 ? "interleaved" : "stream by stream",
+                 static_cast<long long>(blocks));
+    for (int j = 0; j < n; ++j) std::fprintf(stderr, " %d", table.tile[j]);
+    std::fprintf(stderr, "\n");
+  }
   const auto run = [&](auto lean_kernel) {  // std::true_type / std::false_type: which kernel
     constexpr bool kLean = decltype(lean_kernel)::value;
     constexpr int VEC = 16 / sizeof(DT);
