@@ -225,10 +225,10 @@ __device__ __forceinline__ void prefetch_times(const ResampleArgs& a, I f0, int 
   // I: int64_t, or uint32_t in the lean kernel (every index below 2^31), whose divisions are cheaper.
   const I per_line = step_bytes >= 128 ? 1 : I{128} / static_cast<I>(step_bytes);  // samples per prefetch
   const auto S = static_cast<I>(a.S), T = static_cast<I>(a.T);
-  // One prefetch per 128 bytes from the row's first sample, and one more at its last sample (S >= 1 wherever a
-  // tile exists): a row that does not start on a line boundary ends in one more line than its length spans,
-  // and every search reads the row's last valid sample.
-  const I row_lines = (S + per_line - 1) / per_line + 1;
+  // A row that does not start on a 128-byte boundary may end in a line this misses: a hint, so a cost in time
+  // only (prefetching the last sample too measured no faster: H100, 8 streams 92.1-92.3 against 92.3-92.5 us,
+  // B256 S500 9.9-10.0 against 9.8; BENCHMARKS.md session 8).
+  const I row_lines = (S + per_line - 1) / per_line;
   const I b0 = f0 / T;
   const I rows = a.st_sb == 0 ? 1 : (f0 + n_t - 1) / T - b0 + 1;
   if (static_cast<int64_t>(row_lines) * static_cast<int64_t>(rows) > kPrefetchLinesPerTarget * n_t) return;
@@ -236,8 +236,7 @@ __device__ __forceinline__ void prefetch_times(const ResampleArgs& a, I f0, int 
   const TT* first = static_cast<const TT*>(a.src_t) + (a.st_sb == 0 ? 0 : b0 * a.st_sb);
   for (unsigned q = threadIdx.x; q < lines; q += blockDim.x) {
     const unsigned r = q / per_row;
-    const I i = min(static_cast<I>(q - r * per_row) * per_line, S - 1);  // sample index within the row
-    const TT* p = first + r * a.st_sb + static_cast<int64_t>(i) * a.st_ss;
+    const TT* p = first + r * a.st_sb + static_cast<int64_t>(q - r * per_row) * per_line * a.st_ss;
     asm volatile("prefetch.L1 [%0];" ::"l"(p));  // generic address
   }
 }
