@@ -259,7 +259,7 @@ def convert(src, dst, *, num_threads: Optional[int] = None, progress: bool = Tru
     bar.done = n - len(todo)
 
     def one(i: int) -> None:
-        ep = ds[i]
+        ep = first if i == 0 else ds[i]  # episode 0 was read for the schema
         arrays = _episode_arrays(ep, schema, i, src, videos)
         final = os.path.join(chunks, _CHUNK_FMT.format(i))
         tmp = final + ".tmp.npz"

@@ -75,6 +75,27 @@ def test_convert_generated_hdf5(tmp_path, hdf5_dataset):
     assert isinstance(st.streams["actions"].data, np.memmap)
 
 
+def test_convert_reads_each_episode_once(tmp_path, hdf5_dataset, monkeypatch):
+    reads = []
+
+    class Counting:  # the opened dataset, counting episode reads
+        def __init__(self, ds):
+            self.ds, self.format = ds, ds.format
+
+        def __len__(self):
+            return len(self.ds)
+
+        def __getitem__(self, i):
+            reads.append(i)
+            return self.ds[i]
+
+    real_open = datasets.open
+    monkeypatch.setattr(datasets, "open", lambda src, **kw: Counting(real_open(src, **kw)))
+    st = store.convert(hdf5_dataset, tmp_path / "st", progress=False, num_threads=2)
+    assert sorted(reads) == [0, 1, 2]
+    assert_store_matches(st, real_open(hdf5_dataset))
+
+
 def test_convert_rate(tmp_path, hdf5_dataset):
     st = store.convert(hdf5_dataset, tmp_path / "st", progress=False, rate_hz=20.0)
     s = st.streams["actions"]
