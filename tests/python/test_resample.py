@@ -564,6 +564,46 @@ def test_cuda_time_offsets_at_and_past_int32(tmp_path):
     assert kernels == ["lean", "lean", "general", "general"], r.stderr
 
 
+# Threads that call with validate=True and end (each has its own check buffers on the GPU, freed at its end),
+# then the main thread, then the process's exit.
+THREAD_CASES = r"""
+import threading
+import torch
+import robocache as rc
+
+t = torch.arange(8.0, dtype=torch.float64, device="cuda")
+x = torch.ones(8, 3, device="cuda")
+
+
+def work():
+    for _ in range(3):
+        assert torch.equal(rc.resample_trajectories(x, t, t * 0.5), torch.ones(8, 3, device="cuda"))
+
+
+for _ in range(8):
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+work()
+torch.cuda.synchronize()
+torch.cuda.empty_cache()
+print("done")
+"""
+
+
+@requires_cuda
+def test_cuda_checks_from_threads_that_end(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "threads.py"
+    script.write_text(THREAD_CASES)
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "done", r.stderr
+
+
 @requires_cuda
 def test_cuda_strided_broadcast_and_unaligned_inputs(rng):
     B, S, T, D = 6, 80, 70, 16

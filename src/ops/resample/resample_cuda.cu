@@ -571,12 +571,26 @@ __global__ void validate_kernel(const __grid_constant__ CheckTableN<N> table, Fa
 
 // Per host thread and device: the check states (one per stream checked together), their pinned (mapped)
 // results, and an event. A call waits for its checks before returning, so no two checks of one thread
-// overlap.
+// overlap. Freed when the thread ends (a program that starts threads to call with validate=True kept them all
+// before); errors are ignored there, as at process exit a CUDA runtime that is unloading reports them.
 struct CheckScratch {
   FaultState* state = nullptr;  // [kMaxStreams]
   FaultKeys* host = nullptr;    // [kMaxStreams], cudaHostAllocMapped: the kernel writes it directly
   cudaEvent_t done = nullptr;
   bool ready = false;  // the state was initialised (and that finished)
+  int device = -1;
+
+  CheckScratch() = default;
+  CheckScratch(const CheckScratch&) = delete;
+  CheckScratch& operator=(const CheckScratch&) = delete;
+  ~CheckScratch() {
+    if (state == nullptr && host == nullptr && done == nullptr) return;
+    core::CudaDeviceGuard guard(device);
+    if (guard.error() != cudaSuccess) return;
+    if (done != nullptr) cudaEventDestroy(done);
+    if (host != nullptr) cudaFreeHost(host);
+    if (state != nullptr) cudaFree(state);
+  }
 };
 
 // The first check of a thread initialises its state on the caller's stream and waits for that stream
@@ -588,6 +602,7 @@ Status get_scratch(int device, cudaStream_t stream, CheckScratch** out) {
   if (device < 0 || device >= 64) return invalid_argument("CUDA device index ", device, " is out of range");
   CheckScratch& s = scratch[device];
   if (!s.ready) {  // each step is kept, so a call after a failure here resumes without leaking
+    s.device = device;
     if (s.state == nullptr) ROBOCACHE_CUDA_CHECK(cudaMalloc(&s.state, kMaxStreams * sizeof(FaultState)));
     if (s.host == nullptr) ROBOCACHE_CUDA_CHECK(cudaHostAlloc(&s.host, kMaxStreams * sizeof(FaultKeys), cudaHostAllocMapped));
     if (s.done == nullptr) ROBOCACHE_CUDA_CHECK(cudaEventCreateWithFlags(&s.done, cudaEventDisableTiming));
