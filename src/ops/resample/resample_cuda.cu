@@ -179,7 +179,8 @@ __device__ __forceinline__ BlendI<I> find_blend(const ResampleArgs& a, I f, I* b
   const I t = f - b * T;
   const TimeRow<TT, CT, I> row{static_cast<const TT*>(a.src_t) + b * static_cast<I>(a.st_sb), static_cast<I>(a.st_ss)};
   const I len = device_row_length(a, b);
-  const CT tv = static_cast<CT>(static_cast<const TG*>(a.tgt_t)[b * static_cast<I>(a.tt_sb) + t * static_cast<I>(a.tt_st)]);
+  const I at = b * static_cast<I>(a.tt_sb) + t * static_cast<I>(a.tt_st);
+  const CT tv = static_cast<CT>(static_cast<const TG*>(a.tgt_t)[at]);
   const I ub = upper_bound(row, I{0}, len, tv);
   const BlendI<I> bl = make_blend(row, len, tv, ub, a.method, a.boundary);
   if (a.mask != nullptr) a.mask[b * static_cast<I>(a.mask_sb) + t * static_cast<I>(a.mask_st)] = bl.inside;
@@ -349,7 +350,8 @@ __device__ __forceinline__ DT blend_elem(const DT* data, const Slot& sl, SlotInd
   using I = SlotIndex<Slot>;
   if (slot_missing(sl)) return from_acc<DT>(std::numeric_limits<A>::quiet_NaN());
   const A va = to_acc(data[static_cast<I>(sl.src0 + off)]);
-  return from_acc<DT>(slot_copy(sl) ? va : lerp_rn(va, to_acc(data[static_cast<I>(sl.src1 + off)]), slot_weight<A>(sl)));
+  const A vb = slot_copy(sl) ? va : lerp_rn(va, to_acc(data[static_cast<I>(sl.src1 + off)]), slot_weight<A>(sl));
+  return from_acc<DT>(vb);
 }
 
 // The block writes the channels of the n_t targets in `slots` (searched) of one stream. VEC: elements per
