@@ -573,11 +573,22 @@ import robocache as rc
 
 t = torch.arange(8.0, dtype=torch.float64, device="cuda")
 x = torch.ones(8, 3, device="cuda")
+errors = []  # an exception in a thread does not fail the script by itself
 
 
 def work():
-    for _ in range(3):
-        assert torch.equal(rc.resample_trajectories(x, t, t * 0.5), torch.ones(8, 3, device="cuda"))
+    try:
+        for _ in range(3):
+            assert torch.equal(rc.resample_trajectories(x, t, t * 0.5), torch.ones(8, 3, device="cuda"))
+        with_nan = t.clone()
+        with_nan[3] = float("nan")
+        try:
+            rc.resample_trajectories(x, with_nan, t)
+            errors.append("a NaN source time was not reported")
+        except ValueError:
+            pass
+    except Exception as e:  # noqa: BLE001
+        errors.append(repr(e))
 
 
 for _ in range(8):
@@ -587,6 +598,7 @@ for _ in range(8):
     for th in threads:
         th.join()
 work()
+assert not errors, errors
 torch.cuda.synchronize()
 torch.cuda.empty_cache()
 print("done")
