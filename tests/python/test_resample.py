@@ -474,20 +474,30 @@ def test_cuda_lean_and_general_kernels_give_the_same_bits(tmp_path):
     script = tmp_path / "cases.py"
     script.write_text(KERNEL_CASES)
     got = {}
-    for lean in ("0", "1"):
-        path = tmp_path / f"lean{lean}.npz"
+    # the general kernel, and the lean kernel at both of its register budgets (each device takes one of them)
+    for name, lean, blocks in (("general", "0", "0"), ("lean6", "1", "6"), ("lean8", "1", "8")):
+        path = tmp_path / f"{name}.npz"
         subprocess.run([sys.executable, str(script), str(path)], check=True,
-                       env=dict(os.environ, ROBOCACHE_RESAMPLE_LEAN=lean))
-        got[lean] = dict(np.load(path))
-    assert got["0"].keys() == got["1"].keys() and len(got["0"]) > 100
-    for key, general in got["0"].items():
-        np.testing.assert_array_equal(got["1"][key], general, err_msg=key)
+                       env=dict(os.environ, ROBOCACHE_RESAMPLE_LEAN=lean, ROBOCACHE_RESAMPLE_LEAN_BLOCKS=blocks))
+        got[name] = dict(np.load(path))
+    assert len(got["general"]) > 100
+    for name in ("lean6", "lean8"):
+        assert got[name].keys() == got["general"].keys()
+        for key, general in got["general"].items():
+            np.testing.assert_array_equal(got[name][key], general, err_msg=f"{name} {key}")
     # The variable is read by the CUDA launch (so the two runs above did use different kernels).
     probe = ("import torch, robocache as rc; t = torch.arange(4.0, dtype=torch.float64, device='cuda'); "
              "rc.resample_trajectories(torch.ones(4, 4, device='cuda'), t, t)")
     r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
                        env=dict(os.environ, ROBOCACHE_RESAMPLE_LEAN="2"))
     assert "ignoring ROBOCACHE_RESAMPLE_LEAN=2" in r.stderr, r.stderr
+    for blocks in ("6", "8"):
+        r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                           env=dict(os.environ, ROBOCACHE_RESAMPLE_LEAN_BLOCKS=blocks, ROBOCACHE_RESAMPLE_TRACE="1"))
+        assert f"lean kernel, {blocks} blocks/SM" in r.stderr, r.stderr
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                       env=dict(os.environ, ROBOCACHE_RESAMPLE_LEAN_BLOCKS="7"))
+    assert "ignoring ROBOCACHE_RESAMPLE_LEAN_BLOCKS=7 (not 6 or 8)" in r.stderr, r.stderr
 
 
 @requires_cuda

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <initializer_list>
 #include <limits>
+#include <mutex>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -31,14 +32,15 @@ constexpr int kMaxTile = 256;  // targets per block; one searching thread each
 #endif
 // Blocks per multiprocessor the register budget must allow (measured on an H100, see BENCHMARKS.md).
 constexpr int kMinBlocks = ROBOCACHE_RESAMPLE_MIN_BLOCKS;
-// The lean kernel's: 6 blocks, at most 40 registers (it uses 35-39). 8 blocks (32 registers, no spills since its
-// searches are 32-bit) ran the image stream alone and separate outputs faster but 8 concatenated streams and the
-// large resamples slower: H100, 48.0 / 85.4 / 95.0 / 269 us against 49.2 / 87.0 / 92.6 / 265 with 6; 7 blocks
-// likewise (BENCHMARKS.md session 8).
-#ifndef ROBOCACHE_LEAN_MIN_BLOCKS
-#define ROBOCACHE_LEAN_MIN_BLOCKS 6
-#endif
-constexpr int kLeanMinBlocks = ROBOCACHE_LEAN_MIN_BLOCKS;
+// The lean kernel's, chosen per device (lean_blocks): 6 blocks (at most 40 registers; it uses 35-39), or 8 (32
+// registers, no spills) on cards that move more bytes per multiprocessor and so need more loads in flight.
+// H100: 8 blocks ran the image stream alone and separate outputs faster but 8 concatenated streams and the large
+// resamples slower (48.0 / 85.4 / 95.0 / 269 us against 49.2 / 87.0 / 92.6 / 265 with 6). H200: 8 blocks ran
+// every alignment faster (3 streams 47.5 against 51.5 us, 8 streams 73.0 against 78.2). BENCHMARKS.md session 8.
+constexpr int kLeanBlocks = 6, kLeanBlocksWide = 8;
+// Peak DRAM bandwidth per multiprocessor above which a device takes kLeanBlocksWide: between the H100 SXM's
+// (about 25 GB/s) and the H200's (about 37 GB/s).
+constexpr double kWideBytesPerSmPerSecond = 30e9;
 
 template <class DT>
 using Acc = std::conditional_t<std::is_same_v<DT, double>, double, float>;
@@ -401,12 +403,13 @@ __device__ __forceinline__ bool tile_of(const StreamTableN<N>& table, int64_t bl
 }
 
 // Each block takes a tile of `tile[k]` consecutive targets of one stream k, in the order of StreamTableN.
-// LEAN: the lean kernel, for launches whose streams all have float32 / float16 / bfloat16 data, 32-bit element
-// offsets and no slerp: 16-byte slots (the general kernel's are 40) leave registers for more blocks per
-// multiprocessor (kLeanMinBlocks); the same bits as the general kernel.
-template <class DT, class TT, class TG, int VEC, int N, bool LEAN>
-__global__ void __launch_bounds__(kThreads, LEAN ? kLeanMinBlocks : kMinBlocks)
+// LEAN_BLOCKS > 0: the lean kernel, for launches whose streams all have float32 / float16 / bfloat16 data, 32-bit
+// offsets (lean_fits) and no slerp: 16-byte slots (the general kernel's are 40) and 32-bit searches leave
+// registers for LEAN_BLOCKS blocks per multiprocessor; the same bits as the general kernel (LEAN_BLOCKS == 0).
+template <class DT, class TT, class TG, int VEC, int N, int LEAN_BLOCKS>
+__global__ void __launch_bounds__(kThreads, LEAN_BLOCKS > 0 ? LEAN_BLOCKS : kMinBlocks)
     resample_kernel(const __grid_constant__ StreamTableN<N> table) {
+  constexpr bool LEAN = LEAN_BLOCKS > 0;
   using Slot = std::conditional_t<LEAN, LeanSlot, TargetSlot>;
   __shared__ Slot slots[kMaxTile];
   const int64_t total = table.block_end[table.n - 1];
@@ -791,8 +794,15 @@ bool shares_rows(const StreamTableN<N>& t) {
 }
 
 // One launch for `idx` (streams of one dtype group, at most kMaxStreams).
+// What a launch needs to know of its device, queried once per process and device.
+struct DeviceTuning {
+  int sms = 0;          // multiprocessors
+  int lean_blocks = 0;  // kLeanBlocks or kLeanBlocksWide
+  double bytes_per_sm_per_second = 0;
+};
+
 template <class DT, class TT, class TG>
-Status launch_group(const ResampleArgs* args, const int* idx, int n, int sms, cudaStream_t stream) {
+Status launch_group(const ResampleArgs* args, const int* idx, int n, const DeviceTuning& dev, cudaStream_t stream) {
   StreamTable table;
   table.n = n;
   for (int j = 0; j < n; ++j) {
@@ -808,7 +818,8 @@ Status launch_group(const ResampleArgs* args, const int* idx, int n, int sms, cu
     lean = lean && table.s[j].method != InterpMethod::Slerp && lean_fits(table.s[j]);
   }
   const bool interleave = n > 1 && block_order() == 1 && shares_rows(table);
-  plan_tiles(&table, static_cast<int64_t>(sms) * (lean ? kLeanMinBlocks : kMinBlocks), tile_work(interleave, lean));
+  plan_tiles(&table, static_cast<int64_t>(dev.sms) * (lean ? dev.lean_blocks : kMinBlocks),
+             tile_work(interleave, lean));
   if (interleave) {
     // Powers of two: the streams share B * T targets, so every stream's tiles then cover exactly the same targets
     // per round, where a tile of 146 targets (the 8-stream benchmark's 7-channel streams) drifted 36 targets
@@ -843,39 +854,44 @@ Status launch_group(const ResampleArgs* args, const int* idx, int n, int sms, cu
   }
   const auto grid = static_cast<unsigned>(std::min<int64_t>(blocks, int64_t{1} << 30));
   if (trace_launches()) {
-    std::fprintf(stderr, "robocache: resample launch: %s kernel, %d stream(s), %s, %lld blocks, tiles",
-                 lean ? "lean" : "general", n, table.rounds > 0 ? "interleaved" : "stream by stream",
+    std::fprintf(stderr,
+                 "robocache: resample launch: %s kernel, %d blocks/SM (device: %d SMs, %.1f GB/s per SM), %d "
+                 "stream(s), %s, %lld blocks, tiles",
+                 lean ? "lean" : "general", lean ? dev.lean_blocks : kMinBlocks, dev.sms,
+                 dev.bytes_per_sm_per_second / 1e9, n, table.rounds > 0 ? "interleaved" : "stream by stream",
                  static_cast<long long>(blocks));
     for (int j = 0; j < n; ++j) std::fprintf(stderr, " %d", table.tile[j]);
     std::fprintf(stderr, "\n");
   }
-  const auto run = [&](auto lean_kernel) {  // std::true_type / std::false_type: which kernel
-    constexpr bool kLean = decltype(lean_kernel)::value;
+  const auto run = [&](auto kernel) {  // std::integral_constant<int, LEAN_BLOCKS>: which kernel
+    constexpr int kLeanBlocksOf = decltype(kernel)::value;
     constexpr int VEC = 16 / sizeof(DT);
     if (n == 1) {
-      resample_kernel<DT, TT, TG, VEC, 1, kLean><<<grid, kThreads, 0, stream>>>(shrink<1>(table));
+      resample_kernel<DT, TT, TG, VEC, 1, kLeanBlocksOf><<<grid, kThreads, 0, stream>>>(shrink<1>(table));
     } else {
-      resample_kernel<DT, TT, TG, VEC, kMaxStreams, kLean><<<grid, kThreads, 0, stream>>>(table);
+      resample_kernel<DT, TT, TG, VEC, kMaxStreams, kLeanBlocksOf><<<grid, kThreads, 0, stream>>>(table);
     }
   };
   if constexpr (std::is_same_v<DT, double>) {
-    run(std::false_type{});  // `lean` is false for float64 data
+    run(std::integral_constant<int, 0>{});  // `lean` is false for float64 data
+  } else if (lean && dev.lean_blocks == kLeanBlocksWide) {
+    run(std::integral_constant<int, kLeanBlocksWide>{});
   } else if (lean) {
-    run(std::true_type{});
+    run(std::integral_constant<int, kLeanBlocks>{});
   } else {
-    run(std::false_type{});
+    run(std::integral_constant<int, 0>{});
   }
   ROBOCACHE_CUDA_CHECK(cudaGetLastError());
   return Status::ok();
 }
 
 template <class TT, class TG>
-Status launch_times(const ResampleArgs* args, const int* idx, int n, int sms, cudaStream_t stream) {
+Status launch_times(const ResampleArgs* args, const int* idx, int n, const DeviceTuning& dev, cudaStream_t stream) {
   switch (args[idx[0]].data_dtype) {
-    case DType::Float32: return launch_group<float, TT, TG>(args, idx, n, sms, stream);
-    case DType::Float64: return launch_group<double, TT, TG>(args, idx, n, sms, stream);
-    case DType::Float16: return launch_group<__half, TT, TG>(args, idx, n, sms, stream);
-    case DType::BFloat16: return launch_group<__nv_bfloat16, TT, TG>(args, idx, n, sms, stream);
+    case DType::Float32: return launch_group<float, TT, TG>(args, idx, n, dev, stream);
+    case DType::Float64: return launch_group<double, TT, TG>(args, idx, n, dev, stream);
+    case DType::Float16: return launch_group<__half, TT, TG>(args, idx, n, dev, stream);
+    case DType::BFloat16: return launch_group<__nv_bfloat16, TT, TG>(args, idx, n, dev, stream);
     default: return type_error("resample: unsupported data dtype ", dtype_name(args[idx[0]].data_dtype));
   }
 }
@@ -891,15 +907,43 @@ Status with_time_types(DType s, DType g, Fn&& fn) {
   return type_error("resample: unsupported timestamp dtypes src_t ", dtype_name(s), ", tgt_t ", dtype_name(g));
 }
 
+// ROBOCACHE_RESAMPLE_LEAN_BLOCKS=6 or 8 sets the lean kernel's blocks per multiprocessor on every device (to
+// compare them); unset or 0, each device's bandwidth per multiprocessor chooses.
+int lean_blocks_override() {
+  static const int blocks = [] {
+    const int v = env_int("ROBOCACHE_RESAMPLE_LEAN_BLOCKS", 0, kLeanBlocksWide, 0);
+    if (v == 0 || v == kLeanBlocks || v == kLeanBlocksWide) return v;
+    std::fprintf(stderr, "robocache: ignoring ROBOCACHE_RESAMPLE_LEAN_BLOCKS=%d (not %d or %d)\n", v, kLeanBlocks,
+                 kLeanBlocksWide);
+    return 0;
+  }();
+  return blocks;
+}
+
+Status device_tuning(int device, DeviceTuning* out) {
+  static std::mutex mu;
+  static DeviceTuning cache[64];
+  std::lock_guard<std::mutex> lock(mu);
+  DeviceTuning& t = cache[device];
+  if (t.sms == 0) {
+    int sms = 0, clock_khz = 0, bus_bits = 0;
+    ROBOCACHE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    ROBOCACHE_CUDA_CHECK(cudaDeviceGetAttribute(&clock_khz, cudaDevAttrMemoryClockRate, device));
+    ROBOCACHE_CUDA_CHECK(cudaDeviceGetAttribute(&bus_bits, cudaDevAttrGlobalMemoryBusWidth, device));
+    // Peak DRAM bandwidth: two transfers per clock over the bus.
+    t.bytes_per_sm_per_second = 2.0 * clock_khz * 1e3 * (bus_bits / 8.0) / std::max(sms, 1);
+    t.lean_blocks = t.bytes_per_sm_per_second > kWideBytesPerSmPerSecond ? kLeanBlocksWide : kLeanBlocks;
+    t.sms = sms;
+  }
+  *out = t;
+  if (lean_blocks_override() != 0) out->lean_blocks = lean_blocks_override();
+  return Status::ok();
+}
+
 // Groups streams by (data dtype, time dtypes) and launches each group once.
 Status launch_all(const ResampleArgs* args, int n, int device, cudaStream_t stream) {
-  // Cached per device: one attribute query per process and device.
-  static std::atomic<int> sm_count[64] = {};
-  int sms = sm_count[device].load(std::memory_order_relaxed);
-  if (sms == 0) {
-    ROBOCACHE_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-    sm_count[device].store(sms, std::memory_order_relaxed);
-  }
+  DeviceTuning dev;
+  ROBOCACHE_RETURN_IF_ERROR(device_tuning(device, &dev));
   std::vector<bool> done(n, false);
   for (int k = 0; k < n; ++k) {
     if (done[k]) continue;
@@ -914,7 +958,7 @@ Status launch_all(const ResampleArgs* args, int n, int device, cudaStream_t stre
       done[j] = true;
     }
     ROBOCACHE_RETURN_IF_ERROR(with_time_types(args[k].time_dtype, args[k].tgt_dtype, [&](auto tt, auto tg) {
-      return launch_times<decltype(tt), decltype(tg)>(args, idx, m, sms, stream);
+      return launch_times<decltype(tt), decltype(tg)>(args, idx, m, dev, stream);
     }));
   }
   return Status::ok();
