@@ -474,11 +474,21 @@ def test_cuda_lean_and_general_kernels_give_the_same_bits(tmp_path):
     script = tmp_path / "cases.py"
     script.write_text(KERNEL_CASES)
     got = {}
-    # the general kernel, and the lean kernel at both of its register budgets (each device takes one of them)
+    # the general kernel, and the lean kernel at both of its register budgets (each device takes one of them);
+    # the trace names the kernel each launch ran
     for name, lean, blocks in (("general", "0", "0"), ("lean6", "1", "6"), ("lean8", "1", "8")):
         path = tmp_path / f"{name}.npz"
-        subprocess.run([sys.executable, str(script), str(path)], check=True,
-                       env=dict(os.environ, ROBOCACHE_RESAMPLE_LEAN=lean, ROBOCACHE_RESAMPLE_LEAN_BLOCKS=blocks))
+        r = subprocess.run([sys.executable, str(script), str(path)], capture_output=True, text=True,
+                           env=dict(os.environ, ROBOCACHE_RESAMPLE_LEAN=lean, ROBOCACHE_RESAMPLE_LEAN_BLOCKS=blocks,
+                                    ROBOCACHE_RESAMPLE_TRACE="1"))
+        assert r.returncode == 0, r.stderr[-3000:]
+        launches = [line for line in r.stderr.splitlines() if line.startswith("robocache: resample launch: ")]
+        lean_runs = [line for line in launches if ": lean kernel, " in line]
+        assert len(launches) > 500, r.stderr[-3000:]
+        if name == "general":
+            assert not lean_runs
+        else:  # every case is one the lean kernel takes
+            assert len(lean_runs) == len(launches) and all(f"{blocks} blocks/SM" in line for line in lean_runs)
         got[name] = dict(np.load(path))
     assert len(got["general"]) > 100
     for name in ("lean6", "lean8"):
@@ -624,6 +634,26 @@ def test_cuda_checks_from_threads_that_end(tmp_path):
     script.write_text(THREAD_CASES)
     r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "done", r.stderr
+
+
+@requires_cuda
+def test_cuda_launch_refused_after_its_check_leaves_checks_working():
+    # The check kernel is queued before the resampling launch is planned; a launch refused then (D too large for
+    # this backend) must still wait for the check, so that the thread's next checks start from a clean state.
+    free, _ = torch.cuda.mem_get_info()
+    if free < 2**30:
+        pytest.skip("needs 1 GiB of free GPU memory")
+    t = torch.tensor([0.0, 1.0], dtype=torch.float64, device="cuda")
+    with pytest.raises(ValueError, match="channels per sample is more than this backend supports"):
+        rc.resample_trajectories(torch.zeros(1, 2, 2**23, device="cuda"), t, t)
+    x = torch.ones(1, 4, 3, device="cuda")
+    ts = torch.arange(4.0, dtype=torch.float64, device="cuda")
+    bad = ts.clone()
+    bad[2] = float("nan")
+    for _ in range(3):
+        with pytest.raises(ValueError, match="src_t must not contain NaN"):
+            rc.resample_trajectories(x, bad, ts)
+        assert torch.equal(rc.resample_trajectories(x, ts, ts), x)
 
 
 @requires_cuda

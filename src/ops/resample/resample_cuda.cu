@@ -38,6 +38,14 @@ constexpr int kMinBlocks = ROBOCACHE_RESAMPLE_MIN_BLOCKS;
 // resamples slower (48.0 / 85.4 / 95.0 / 269 us against 49.2 / 87.0 / 92.6 / 265 with 6). H200: 8 blocks ran
 // every alignment faster (3 streams 47.5 against 51.5 us, 8 streams 73.0 against 78.2). BENCHMARKS.md session 8.
 constexpr int kLeanBlocks = 6, kLeanBlocksWide = 8;
+// Blocks of kThreads a multiprocessor can hold: 6 on sm_86 / sm_87 / sm_89 (1536 threads), 8 elsewhere from
+// sm_80 on. Launch bounds ask for no more (where the device code is compiled for such an architecture, ptxas
+// would ignore a larger minimum with a warning).
+#if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ == 860 || __CUDA_ARCH__ == 870 || __CUDA_ARCH__ == 890)
+constexpr int kArchMaxBlocks = 6;
+#else
+constexpr int kArchMaxBlocks = 8;
+#endif
 // Peak DRAM bandwidth per multiprocessor above which a device takes kLeanBlocksWide: between the H100 SXM's
 // (about 25 GB/s) and the H200's (about 37 GB/s).
 constexpr double kWideBytesPerSmPerSecond = 30e9;
@@ -407,7 +415,7 @@ __device__ __forceinline__ bool tile_of(const StreamTableN<N>& table, int64_t bl
 // offsets (lean_fits) and no slerp: 16-byte slots (the general kernel's are 40) and 32-bit searches leave
 // registers for LEAN_BLOCKS blocks per multiprocessor; the same bits as the general kernel (LEAN_BLOCKS == 0).
 template <class DT, class TT, class TG, int VEC, int N, int LEAN_BLOCKS>
-__global__ void __launch_bounds__(kThreads, LEAN_BLOCKS > 0 ? LEAN_BLOCKS : kMinBlocks)
+__global__ void __launch_bounds__(kThreads, LEAN_BLOCKS > 0 ? std::min(LEAN_BLOCKS, kArchMaxBlocks) : kMinBlocks)
     resample_kernel(const __grid_constant__ StreamTableN<N> table) {
   constexpr bool LEAN = LEAN_BLOCKS > 0;
   using Slot = std::conditional_t<LEAN, LeanSlot, TargetSlot>;
@@ -592,7 +600,10 @@ struct CheckScratch {
     if (state == nullptr && host == nullptr && done == nullptr) return;
     core::CudaDeviceGuard guard(device);
     if (guard.error() != cudaSuccess) return;
-    if (done != nullptr) cudaEventDestroy(done);
+    if (done != nullptr) {
+      cudaEventSynchronize(done);  // the thread's last check (each call waits for its own; this is a safeguard)
+      cudaEventDestroy(done);
+    }
     if (host != nullptr) cudaFreeHost(host);
     if (state != nullptr) cudaFree(state);
   }
@@ -853,19 +864,22 @@ Status launch_group(const ResampleArgs* args, const int* idx, int n, const Devic
     table.block_end[n - 1] = blocks;
   }
   const auto grid = static_cast<unsigned>(std::min<int64_t>(blocks, int64_t{1} << 30));
-  if (trace_launches()) {
-    std::fprintf(stderr,
-                 "robocache: resample launch: %s kernel, %d blocks/SM (device: %d SMs, %.1f GB/s per SM), %d "
-                 "stream(s), %s, %lld blocks, tiles",
-                 lean ? "lean" : "general", lean ? dev.lean_blocks : kMinBlocks, dev.sms,
-                 dev.bytes_per_sm_per_second / 1e9, n, table.rounds > 0 ? "interleaved" : "stream by stream",
-                 static_cast<long long>(blocks));
-    for (int j = 0; j < n; ++j) std::fprintf(stderr, " %d", table.tile[j]);
-    std::fprintf(stderr, "\n");
-  }
   const auto run = [&](auto kernel) {  // std::integral_constant<int, LEAN_BLOCKS>: which kernel
     constexpr int kLeanBlocksOf = decltype(kernel)::value;
     constexpr int VEC = 16 / sizeof(DT);
+    if (trace_launches()) {  // the kernel launched below, as one write
+      char line[512];
+      int len = std::snprintf(line, sizeof line,
+                              "robocache: resample launch: %s kernel, %d blocks/SM (device: %d SMs, %.1f GB/s per "
+                              "SM), %d stream(s), %s, %lld blocks, tiles",
+                              kLeanBlocksOf > 0 ? "lean" : "general", kLeanBlocksOf > 0 ? kLeanBlocksOf : kMinBlocks,
+                              dev.sms, dev.bytes_per_sm_per_second / 1e9, n,
+                              table.rounds > 0 ? "interleaved" : "stream by stream", static_cast<long long>(blocks));
+      for (int j = 0; j < n && len > 0 && len < static_cast<int>(sizeof line) - 16; ++j) {
+        len += std::snprintf(line + len, sizeof line - len, " %d", table.tile[j]);
+      }
+      std::fprintf(stderr, "%s\n", line);
+    }
     if (n == 1) {
       resample_kernel<DT, TT, TG, VEC, 1, kLeanBlocksOf><<<grid, kThreads, 0, stream>>>(shrink<1>(table));
     } else {
@@ -921,6 +935,7 @@ int lean_blocks_override() {
 }
 
 Status device_tuning(int device, DeviceTuning* out) {
+  if (device < 0 || device >= 64) return invalid_argument("CUDA device index ", device, " is out of range");
   static std::mutex mu;
   static DeviceTuning cache[64];
   std::lock_guard<std::mutex> lock(mu);
@@ -982,8 +997,19 @@ Status resample_cuda(const ResampleArgs* args, int n, const char* const* names, 
   }
   CheckScratch* s = nullptr;
   ROBOCACHE_RETURN_IF_ERROR(get_scratch(device, stream, &s));
+  // Once a check kernel is queued, the call waits for it on every way out, an error included: the kernel writes
+  // this thread's scratch, which the thread's next check reuses and its end frees.
+  struct WaitForChecks {
+    CheckScratch* s;
+    cudaStream_t stream;
+    bool queued = false;
+    ~WaitForChecks() {
+      if (queued && cudaEventRecord(s->done, stream) == cudaSuccess) cudaEventSynchronize(s->done);
+    }
+  };
   for (int k0 = 0; k0 < n; k0 += kMaxStreams) {
     const int m = std::min(n - k0, kMaxStreams);
+    WaitForChecks wait{s, stream};
     // One check launch per group of streams that share time dtypes (usually all of them); stream j of
     // this chunk uses state and result slot j.
     bool queued[kMaxStreams] = {};
@@ -1015,6 +1041,7 @@ Status resample_cuda(const ResampleArgs* args, int n, const char* const* names, 
           validate_kernel<TT, TG, kMaxStreams><<<grid, kThreads, 0, stream>>>(table, s->state, s->host);
         }
         ROBOCACHE_CUDA_CHECK(cudaGetLastError());
+        wait.queued = true;
         return Status::ok();
       }));
     }
@@ -1023,6 +1050,7 @@ Status resample_cuda(const ResampleArgs* args, int n, const char* const* names, 
     // memory-safe on bad input (lengths are clamped in-kernel); on a fault its output is discarded.
     if (k0 + m >= n) ROBOCACHE_RETURN_IF_ERROR(launch_all(args, n, device, stream));
     ROBOCACHE_CUDA_CHECK(cudaEventSynchronize(s->done));
+    wait.queued = false;
     for (int j = 0; j < m; ++j) {
       const ResampleArgs& a = args[k0 + j];
       const FaultKeys keys = s->host[j];
