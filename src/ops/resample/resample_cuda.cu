@@ -32,7 +32,7 @@ constexpr int kMaxTile = 256;  // targets per block; one searching thread each
 #endif
 // Blocks per multiprocessor the register budget must allow (measured on an H100, see BENCHMARKS.md).
 constexpr int kMinBlocks = ROBOCACHE_RESAMPLE_MIN_BLOCKS;
-// The lean kernel's, chosen per device (lean_blocks): 6 blocks (at most 40 registers; it uses 35-39), or 8 (32
+// The lean kernel's, chosen per device (device_tuning): 6 blocks (at most 40 registers; it uses 35-39), or 8 (32
 // registers, no spills) on cards that move more bytes per multiprocessor and so need more loads in flight.
 // H100: 8 blocks ran the image stream alone and separate outputs faster but 8 concatenated streams and the large
 // resamples slower (48.0 / 85.4 / 95.0 / 269 us against 49.2 / 87.0 / 92.6 / 265 with 6). H200: 8 blocks ran
