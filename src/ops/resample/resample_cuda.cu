@@ -76,7 +76,8 @@ __device__ __forceinline__ double lerp_rn(double a, double b, double w) {
   return __dadd_rn(a, __dmul_rn(w, __dsub_rn(b, a)));
 }
 
-// A target of the lean kernel (resample_kernel with LEAN): 32-bit element offsets and a float weight, 16 bytes.
+// A target of the lean kernel (resample_kernel with LEAN_BLOCKS > 0): 32-bit element offsets and a float weight,
+// 16 bytes.
 // src0 < 0: missing (NaN); src1 < 0: a bit-exact copy of src0.
 struct alignas(16) LeanSlot {  // one 16-byte shared-memory load per step
   int32_t src0, src1, dst;
@@ -432,11 +433,7 @@ __global__ void __launch_bounds__(kThreads, LEAN_BLOCKS > 0 ? std::min(LEAN_BLOC
     std::conditional_t<LEAN, const ResampleArgs&, const ResampleArgs> a = table.s[k];
     const int64_t f0 = local * table.tile[k];
     const int n_t = static_cast<int>(min(static_cast<int64_t>(table.tile[k]), a.B * a.T - f0));
-    if constexpr (LEAN) {
-      prefetch_times<TT>(a, static_cast<uint32_t>(f0), n_t);
-    } else {
-      prefetch_times<TT>(a, f0, n_t);
-    }
+    prefetch_times<TT>(a, static_cast<SlotIndex<Slot>>(f0), n_t);
     if (static_cast<int>(threadIdx.x) < n_t) {
       if constexpr (LEAN) {
         slots[threadIdx.x] = search_lean<TT, TG>(a, static_cast<int32_t>(f0) + static_cast<int32_t>(threadIdx.x));
@@ -804,7 +801,6 @@ bool shares_rows(const StreamTableN<N>& t) {
   return true;
 }
 
-// One launch for `idx` (streams of one dtype group, at most kMaxStreams).
 // What a launch needs to know of its device, queried once per process and device.
 struct DeviceTuning {
   int sms = 0;          // multiprocessors
@@ -812,6 +808,7 @@ struct DeviceTuning {
   double bytes_per_sm_per_second = 0;
 };
 
+// One launch for `idx` (streams of one dtype group, at most kMaxStreams).
 template <class DT, class TT, class TG>
 Status launch_group(const ResampleArgs* args, const int* idx, int n, const DeviceTuning& dev, cudaStream_t stream) {
   StreamTable table;
