@@ -396,6 +396,26 @@ def test_cuda_matches_cpu(rng, dtype, time_dtype):
                 assert torch.equal(gmask.cpu(), cmask), what
 
 
+def run_python(code, *args, timeout=None, **env):
+    """Runs `code` with `args` (sys.argv[1:]) in a fresh Python process, where the tuning variables in `env` are
+    read (each is read once per process); the CompletedProcess, with its output as text."""
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout,
+                          env=dict(os.environ, **env))
+
+
+def traced_launches(stderr):
+    """(kernel, blocks per SM) of each launch a process reported with ROBOCACHE_RESAMPLE_TRACE=1, in order:
+    ("lean", 6), ("general", 5), ..."""
+    import re
+
+    found = (re.match(r"robocache: resample launch: (\w+) kernel, (\d+) blocks/SM", line) for line in stderr.splitlines())
+    return [(m.group(1), int(m.group(2))) for m in found if m]
+
+
 # Run in a fresh process per kernel choice (ROBOCACHE_RESAMPLE_LEAN is read once per process): resampling and
 # alignments that the lean CUDA kernel takes (float32 / float16 / bfloat16 data, no slerp), saved as raw bits.
 KERNEL_CASES = r"""
@@ -467,28 +487,20 @@ np.savez(sys.argv[1], **out)
 
 @requires_cuda
 def test_cuda_lean_and_general_kernels_give_the_same_bits(tmp_path):
-    import os
-    import subprocess
-    import sys
-
-    script = tmp_path / "cases.py"
-    script.write_text(KERNEL_CASES)
     got = {}
     # the general kernel, and the lean kernel at both of its register budgets (each device takes one of them);
     # the trace names the kernel each launch ran
     for name, lean, blocks in (("general", "0", "0"), ("lean6", "1", "6"), ("lean8", "1", "8")):
         path = tmp_path / f"{name}.npz"
-        r = subprocess.run([sys.executable, str(script), str(path)], capture_output=True, text=True,
-                           env=dict(os.environ, ROBOCACHE_RESAMPLE_LEAN=lean, ROBOCACHE_RESAMPLE_LEAN_BLOCKS=blocks,
-                                    ROBOCACHE_RESAMPLE_TRACE="1"))
+        r = run_python(KERNEL_CASES, str(path), ROBOCACHE_RESAMPLE_LEAN=lean, ROBOCACHE_RESAMPLE_LEAN_BLOCKS=blocks,
+                       ROBOCACHE_RESAMPLE_TRACE="1")
         assert r.returncode == 0, r.stderr[-3000:]
-        launches = [line for line in r.stderr.splitlines() if line.startswith("robocache: resample launch: ")]
-        lean_runs = [line for line in launches if ": lean kernel, " in line]
+        launches = traced_launches(r.stderr)
         assert len(launches) > 500, r.stderr[-3000:]
         if name == "general":
-            assert not lean_runs
+            assert all(kernel == "general" for kernel, _ in launches)
         else:  # every case is one the lean kernel takes
-            assert len(lean_runs) == len(launches) and all(f"{blocks} blocks/SM" in line for line in lean_runs)
+            assert all(launch == ("lean", int(blocks)) for launch in launches)
         got[name] = dict(np.load(path))
     assert len(got["general"]) > 100
     for name in ("lean6", "lean8"):
@@ -498,16 +510,13 @@ def test_cuda_lean_and_general_kernels_give_the_same_bits(tmp_path):
     # The variable is read by the CUDA launch (so the two runs above did use different kernels).
     probe = ("import torch, robocache as rc; t = torch.arange(4.0, dtype=torch.float64, device='cuda'); "
              "rc.resample_trajectories(torch.ones(4, 4, device='cuda'), t, t)")
-    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
-                       env=dict(os.environ, ROBOCACHE_RESAMPLE_LEAN="2"))
-    assert "ignoring ROBOCACHE_RESAMPLE_LEAN=2" in r.stderr, r.stderr
-    for blocks in ("6", "8"):
-        r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
-                           env=dict(os.environ, ROBOCACHE_RESAMPLE_LEAN_BLOCKS=blocks, ROBOCACHE_RESAMPLE_TRACE="1"))
-        assert f"lean kernel, {blocks} blocks/SM" in r.stderr, r.stderr
-    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
-                       env=dict(os.environ, ROBOCACHE_RESAMPLE_LEAN_BLOCKS="7"))
-    assert "ignoring ROBOCACHE_RESAMPLE_LEAN_BLOCKS=7 (not 6 or 8)" in r.stderr, r.stderr
+    r = run_python(probe, ROBOCACHE_RESAMPLE_LEAN="2")
+    assert r.returncode == 0 and "ignoring ROBOCACHE_RESAMPLE_LEAN=2" in r.stderr, r.stderr
+    for blocks in (6, 8):
+        r = run_python(probe, ROBOCACHE_RESAMPLE_LEAN_BLOCKS=str(blocks), ROBOCACHE_RESAMPLE_TRACE="1")
+        assert r.returncode == 0 and ("lean", blocks) in traced_launches(r.stderr), r.stderr
+    r = run_python(probe, ROBOCACHE_RESAMPLE_LEAN_BLOCKS="7")
+    assert r.returncode == 0 and "ignoring ROBOCACHE_RESAMPLE_LEAN_BLOCKS=7 (not 6 or 8)" in r.stderr, r.stderr
 
 
 @requires_cuda
@@ -566,22 +575,13 @@ for end in (2**31 - 2, 2**31 - 1):
 
 
 @requires_cuda
-def test_cuda_time_offsets_at_and_past_int32(tmp_path):
-    import os
-    import subprocess
-    import sys
-
+def test_cuda_time_offsets_at_and_past_int32():
     free, _ = torch.cuda.mem_get_info()
     if free < 10 * 2**30:
         pytest.skip("needs 10 GiB of free GPU memory")
-    script = tmp_path / "cases.py"
-    script.write_text(TIME_OFFSET_CASES)
-    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                       env=dict(os.environ, ROBOCACHE_RESAMPLE_TRACE="1"))
+    r = run_python(TIME_OFFSET_CASES, ROBOCACHE_RESAMPLE_TRACE="1")
     assert r.returncode == 0, r.stderr
-    kernels = [line.split(": ")[2].split(" kernel")[0] for line in r.stderr.splitlines()
-               if line.startswith("robocache: resample launch: ")]
-    assert kernels == ["lean", "lean", "general", "general"], r.stderr
+    assert [kernel for kernel, _ in traced_launches(r.stderr)] == ["lean", "lean", "general", "general"], r.stderr
 
 
 # Threads that call with validate=True and end (each has its own check buffers on the GPU, freed at its end),
@@ -626,13 +626,8 @@ print("done")
 
 
 @requires_cuda
-def test_cuda_checks_from_threads_that_end(tmp_path):
-    import subprocess
-    import sys
-
-    script = tmp_path / "threads.py"
-    script.write_text(THREAD_CASES)
-    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+def test_cuda_checks_from_threads_that_end():
+    r = run_python(THREAD_CASES, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "done", r.stderr
 
 
